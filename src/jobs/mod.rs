@@ -1,0 +1,161 @@
+//! Jobs are pure functions: `(inputs, params, &dyn JobContext) -> Result<JobOutput, JobError>`.
+//!
+//! A job never touches the database, the blob store or the network: the queue
+//! hands it decoded inputs and stores what it returns. That keeps every job
+//! testable in-process and lets the queue own retries, leases and cancellation.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::nn::data::{Dataset, Task};
+use crate::nn::spec::Architecture;
+use crate::validation::Invalid;
+
+pub mod evaluate;
+pub mod params;
+pub mod report;
+pub mod train;
+
+/// The kinds of job kiln runs. The JSON name is the `kind` field of `POST /v1/jobs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    Train,
+    Evaluate,
+}
+
+impl JobKind {
+    pub const ALL: &'static [JobKind] = &[JobKind::Train, JobKind::Evaluate];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Train => "train",
+            JobKind::Evaluate => "evaluate",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobKind> {
+        Self::ALL.iter().copied().find(|k| k.as_str() == s)
+    }
+
+    /// Whether a successful run registers a new model (and so needs lineage).
+    pub fn produces_model(self) -> bool {
+        matches!(self, JobKind::Train)
+    }
+}
+
+/// What a job may ask of the process running it. Implemented by the queue;
+/// tests use a simple in-memory implementation.
+pub trait JobContext: Send + Sync {
+    /// Fraction of the work done, `0.0..=1.0`.
+    fn set_progress(&self, fraction: f64);
+    /// One row of the metrics history: `step` is the epoch (1-based) for training jobs.
+    fn record_metrics(&self, step: u32, metrics: &[(&str, f64)]);
+    /// True once the job was cancelled; a job checks this at least once per batch.
+    fn is_cancelled(&self) -> bool;
+}
+
+/// The shape of a dataset as the store knows it, enough to check job parameters
+/// against it before the job is queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatasetShape {
+    pub rows: usize,
+    pub features: usize,
+    pub classes: usize,
+    pub task: Task,
+}
+
+/// Configured ceilings on job parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct JobLimits {
+    pub max_epochs: u32,
+    pub max_batch_size: usize,
+}
+
+impl Default for JobLimits {
+    fn default() -> Self {
+        Self {
+            max_epochs: 10_000,
+            max_batch_size: 65_536,
+        }
+    }
+}
+
+/// Decoded inputs handed to a job by the queue.
+pub struct JobInputs {
+    /// The model named by the job, as stored (a kiln model file).
+    pub model: crate::formats::model_file::ModelFile,
+    pub dataset: Dataset,
+    pub eval_dataset: Option<Dataset>,
+    /// The job's parameters exactly as accepted by [`check_params`].
+    pub params: Value,
+    /// Id of the model the job starts from; becomes the parent of any model it produces.
+    pub model_id: uuid::Uuid,
+}
+
+/// A model a job produced, encoded as a kiln model file.
+pub struct ProducedModel {
+    pub name: String,
+    pub architecture: Architecture,
+    /// The complete safetensors file.
+    pub file: Vec<u8>,
+    pub params: u64,
+    pub nonzero_params: u64,
+    pub dtype: String,
+}
+
+/// A file a job produced that is not itself a model (reports, plots, …).
+pub struct ProducedArtifact {
+    pub name: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Everything a successful job returns. `metrics` and `before` use the key
+/// names of DESIGN §2 (`loss`, `accuracy`, …, `size_bytes`, `latency_us_b1`).
+#[derive(Default)]
+pub struct JobOutput {
+    pub model: Option<ProducedModel>,
+    pub metrics: Map<String, Value>,
+    pub before: Option<Map<String, Value>>,
+    pub artifacts: Vec<ProducedArtifact>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Bad parameters or inputs: fatal, never retried.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// The job saw its cancellation flag and stopped.
+    #[error("cancelled")]
+    Cancelled,
+    /// Anything else that makes the job fail (diverged loss, corrupt model file, …): fatal.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Checks `params` for `kind` against the model's architecture and the datasets,
+/// before the job is queued. Field paths in errors start with `params.`,
+/// `model`, `dataset` or `eval_dataset`. Returns the parameters normalised
+/// (defaults filled in) as they will be stored and later handed to the job.
+pub fn check_params(
+    kind: JobKind,
+    params: &Value,
+    architecture: &Architecture,
+    dataset: &DatasetShape,
+    eval_dataset: Option<&DatasetShape>,
+    limits: &JobLimits,
+) -> Result<Value, Invalid> {
+    match kind {
+        JobKind::Train => train::check(params, architecture, dataset, eval_dataset, limits),
+        JobKind::Evaluate => evaluate::check(params, architecture, dataset, limits),
+    }
+}
+
+/// Runs a job to completion. Must be called on a blocking thread: it computes for seconds to hours.
+pub fn run(kind: JobKind, inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
+    match kind {
+        JobKind::Train => train::run(inputs, ctx),
+        JobKind::Evaluate => evaluate::run(inputs, ctx),
+    }
+}

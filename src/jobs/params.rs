@@ -1,0 +1,1 @@
+//! Job parameter types: raw params → `check()` → valid params.

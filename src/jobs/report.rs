@@ -1,0 +1,1 @@
+//! Size and latency measurements every job reports.
