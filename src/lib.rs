@@ -9,6 +9,7 @@
 pub mod api;
 pub mod blobs;
 pub mod config;
+pub mod datagen;
 pub mod formats;
 pub mod jobs;
 pub mod nn;
