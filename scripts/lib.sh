@@ -1,0 +1,129 @@
+# shellcheck shell=bash
+# Shared helpers for scripts/*.sh: HTTP calls against a kiln server and JSON
+# field extraction with python3 (no jq needed). Source it; do not run it.
+#
+# Needs: curl, python3. Uses $KILN_URL (default http://127.0.0.1:8080).
+
+KILN_URL="${KILN_URL:-http://127.0.0.1:8080}"
+KILN_URL="${KILN_URL%/}"
+SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$SCRIPTS_DIR/.." && pwd)"
+
+die() {
+    echo "error: $*" >&2
+    exit 1
+}
+
+# api METHOD PATH [curl arguments…] — prints the response body; on an HTTP
+# status >= 400 prints the problem document to stderr and exits.
+api() {
+    local method="$1" path="$2"
+    shift 2
+    local out status body
+    out="$(curl -sS -X "$method" -w '\n%{http_code}' "$@" "$KILN_URL$path")" ||
+        die "$method $path: could not reach $KILN_URL"
+    status="${out##*$'\n'}"
+    body="${out%$'\n'*}"
+    if ((status >= 400)); then
+        echo "error: $method $path answered $status:" >&2
+        echo "$body" >&2
+        exit 1
+    fi
+    printf '%s\n' "$body"
+}
+
+# download PATH FILE — GET PATH into FILE; on an HTTP error prints the problem document and exits.
+download() {
+    local path="$1" file="$2" status
+    status="$(curl -sS -w '%{http_code}' -o "$file" "$KILN_URL$path")" ||
+        die "GET $path: could not reach $KILN_URL"
+    if ((status >= 400)); then
+        echo "error: GET $path answered $status:" >&2
+        cat "$file" >&2
+        echo >&2
+        rm -f "$file"
+        exit 1
+    fi
+}
+
+# api_json METHOD PATH JSON — a JSON request body.
+api_json() {
+    api "$1" "$2" -H 'Content-Type: application/json' --data-binary "$3"
+}
+
+# jget PATH < json — one field by dotted path (`result.metrics.accuracy`,
+# `items.0.id`); strings print raw, everything else as JSON, missing as "".
+jget() {
+    python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+for part in sys.argv[1].split(".") if sys.argv[1] else []:
+    if isinstance(v, list):
+        v = v[int(part)] if part.isdigit() and int(part) < len(v) else None
+    elif isinstance(v, dict):
+        v = v.get(part)
+    else:
+        v = None
+if v is None:
+    print("")
+elif isinstance(v, str):
+    print(v)
+else:
+    print(json.dumps(v, sort_keys=True))
+' "$1"
+}
+
+# jpretty < json — indented JSON.
+jpretty() {
+    python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin), indent=2, sort_keys=True))'
+}
+
+# gen_data ARGS… — `kiln gen-data` to stdout: $KILN_BIN when set, else `cargo run --release`.
+gen_data() {
+    if [[ -n "${KILN_BIN:-}" ]]; then
+        "$KILN_BIN" gen-data "$@"
+    else
+        (cd "$REPO_ROOT" && cargo run --release -q -- gen-data "$@")
+    fi
+}
+
+# wait_job ID [QUIET] — polls GET /v1/jobs/ID until succeeded, failed or
+# cancelled; prints the final job JSON; exits unless it succeeded.
+wait_job() {
+    local id="$1" quiet="${2:-}" job status progress last=""
+    while :; do
+        job="$(api GET "/v1/jobs/$id")"
+        status="$(jget status <<<"$job")"
+        case "$status" in
+        succeeded) break ;;
+        failed | cancelled)
+            echo "error: job $id $status: $(jget error <<<"$job")" >&2
+            exit 1
+            ;;
+        esac
+        if [[ -z "$quiet" ]]; then
+            progress="$(jget progress <<<"$job")"
+            if [[ "$status $progress" != "$last" ]]; then
+                echo "  job $id: $status, progress ${progress:-0}" >&2
+                last="$status $progress"
+            fi
+        fi
+        sleep 0.2
+    done
+    printf '%s\n' "$job"
+}
+
+# The seed model of the source document: Dense(64, relu) → Dense(32, relu) → Dense(1, sigmoid).
+# shellcheck disable=SC2034 # used by the scripts that source this file
+SEED_MODEL_JSON='{"name":"seed","architecture":{"input_dim":100,"layers":[{"type":"dense","units":64,"activation":"relu"},{"type":"dense","units":32,"activation":"relu"},{"type":"dense","units":1,"activation":"sigmoid"}]}}'
+
+# train_job_json MODEL DATASET EVAL_DATASET — 10 epochs, batch 32, Adam 0.001, binary cross-entropy.
+train_job_json() {
+    printf '{"kind":"train","model":"%s","dataset":"%s","eval_dataset":"%s","params":{"epochs":10,"batch_size":32,"optimizer":{"name":"adam","lr":0.001},"loss":"binary_crossentropy"}}' \
+        "$1" "$2" "$3"
+}
+
+# evaluate_job_json MODEL DATASET
+evaluate_job_json() {
+    printf '{"kind":"evaluate","model":"%s","dataset":"%s","params":{}}' "$1" "$2"
+}
