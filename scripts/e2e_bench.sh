@@ -13,7 +13,7 @@
 # test accuracy of each trained model (from an evaluate job).
 #
 # Without KILN_URL it builds the release binary, starts `kiln serve` on a free
-# loopback port with a temporary data directory and stops it at the end. With
+# loopback port (127.0.0.1:0) with a temporary data directory and stops it at the end. With
 # KILN_URL it benchmarks that server. Reference (issue 2, this machine class):
 # Keras 3 fits the same model in 10.0 s at test accuracy 0.975; target ≤ 0.5 s.
 # Needs curl and python3.
@@ -23,11 +23,7 @@ RUNS="${1:-${RUNS:-5}}"
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [RUNS ≥ 1]" >&2; exit 2; }
 
 own_server=0
-if [[ -z "${KILN_URL:-}" ]]; then
-    own_server=1
-    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-    export KILN_URL="http://127.0.0.1:$port"
-fi
+[[ -n "${KILN_URL:-}" ]] || own_server=1
 
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -52,18 +48,23 @@ if ((own_server)); then
     echo "building the release binary…" >&2
     (cd "$REPO_ROOT" && cargo build --release --locked -q --bin kiln)
     KILN_BIN="${KILN_BIN:-$REPO_ROOT/target/release/kiln}"
-    KILN_LISTEN="${KILN_URL#http://}" KILN_DATA_DIR="$work/data" \
+    # Port 0: the OS picks a free port; `kiln serve` prints the address once it is ready.
+    KILN_LISTEN=127.0.0.1:0 KILN_DATA_DIR="$work/data" \
         "$REPO_ROOT/target/release/kiln" serve >"$work/server.log" 2>&1 &
     server_pid=$!
     deadline=$((SECONDS + 60))
-    until curl -fsS -o /dev/null "$KILN_URL/healthz" 2>/dev/null; do
+    KILN_URL=""
+    while [[ -z "$KILN_URL" ]]; do
         if ! kill -0 "$server_pid" 2>/dev/null || ((SECONDS >= deadline)); then
             echo "error: the server did not come up; its log:" >&2
             cat "$work/server.log" >&2
             exit 1
         fi
         sleep 0.1
+        KILN_URL="$(grep -o -m1 'kiln listening on http://[^[:space:]]*' "$work/server.log" | sed 's/^kiln listening on //' || true)"
     done
+    export KILN_URL
+    api GET /healthz >/dev/null
     echo "server on $KILN_URL (data in $work/data, pid $server_pid)" >&2
 else
     api GET /healthz >/dev/null

@@ -73,6 +73,18 @@ else:
 ' "$1"
 }
 
+# jlines < json — a list (or the first list member of an object) one compact item per line.
+jlines() {
+    python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+if isinstance(v, dict):
+    v = next((x for x in v.values() if isinstance(x, list)), [v])
+for item in v if isinstance(v, list) else [v]:
+    print(json.dumps(item, sort_keys=True))
+'
+}
+
 # jpretty < json — indented JSON.
 jpretty() {
     python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin), indent=2, sort_keys=True))'
@@ -125,5 +137,5 @@ train_job_json() {
 
 # evaluate_job_json MODEL DATASET
 evaluate_job_json() {
-    printf '{"kind":"evaluate","model":"%s","dataset":"%s","params":{}}' "$1" "$2"
+    printf '{"kind":"evaluate","model":"%s","dataset":"%s"}' "$1" "$2"
 }

@@ -45,6 +45,8 @@ job="$(wait_job "$J")"
 TRAINED="$(jget result.model_id <<<"$job")"
 echo "   job $J succeeded; trained model $TRAINED; metrics:"
 jget result.metrics <<<"$job" | jpretty | sed 's/^/   /'
+echo "   per-epoch history (GET /v1/jobs/$J/metrics):"
+api GET "/v1/jobs/$J/metrics" | jlines | sed 's/^/   /'
 
 echo "5. downloading the trained model to $MODEL_OUT"
 download "/v1/models/$TRAINED/download" "$MODEL_OUT"
