@@ -56,7 +56,10 @@ api_json() {
 jget() {
     python3 -c '
 import json, sys
-v = json.load(sys.stdin)
+text = sys.stdin.read()
+if not text.strip():
+    sys.exit(1)  # the request before us failed and said why
+v = json.loads(text)
 for part in sys.argv[1].split(".") if sys.argv[1] else []:
     if isinstance(v, list):
         v = v[int(part)] if part.isdigit() and int(part) < len(v) else None
@@ -77,7 +80,10 @@ else:
 jlines() {
     python3 -c '
 import json, sys
-v = json.load(sys.stdin)
+text = sys.stdin.read()
+if not text.strip():
+    sys.exit(1)  # the request before us failed and said why
+v = json.loads(text)
 if isinstance(v, dict):
     v = next((x for x in v.values() if isinstance(x, list)), [v])
 for item in v if isinstance(v, list) else [v]:
@@ -87,7 +93,13 @@ for item in v if isinstance(v, list) else [v]:
 
 # jpretty < json — indented JSON.
 jpretty() {
-    python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin), indent=2, sort_keys=True))'
+    python3 -c '
+import json, sys
+text = sys.stdin.read()
+if not text.strip():
+    sys.exit(1)
+print(json.dumps(json.loads(text), indent=2, sort_keys=True))
+'
 }
 
 # gen_data ARGS… — `kiln gen-data` to stdout: $KILN_BIN when set, else `cargo run --release`.
