@@ -14,13 +14,12 @@ WORKDIR /build
 ENV RUSTUP_TOOLCHAIN=${RUST_VERSION:-1.95.0} \
     CARGO_TERM_COLOR=never
 
-# Dependencies first: this layer is cached until Cargo.toml or Cargo.lock change.
+# Everything the build reads: the manifests, the sources, the migrations
+# embedded by sqlx::migrate!, the defaults embedded from config/, and the bench
+# and test targets (cargo refuses a manifest whose declared targets are missing,
+# even for `cargo fetch`, so there is no separate dependency-only layer; the
+# cache mounts below keep downloads and compiled dependencies instead).
 COPY Cargo.toml Cargo.lock rust-toolchain.toml ./
-RUN cargo fetch --locked
-
-# Everything the build reads: the sources, the migrations embedded by
-# sqlx::migrate!, the defaults embedded from config/, and the bench and test
-# targets Cargo.toml declares (cargo checks that every declared target exists).
 COPY src ./src
 COPY migrations ./migrations
 COPY config ./config
@@ -28,8 +27,10 @@ COPY benches ./benches
 COPY tests ./tests
 
 # gcc (for the bundled SQLite) is part of the rust image. The cache mounts keep
-# compiled dependencies between builds; the binary is copied out of them.
+# the crate downloads and compiled dependencies between builds; the binary is
+# copied out of the target cache in the same step.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/build/target \
     cargo build --release --locked --bin kiln \
     && install -m 0755 target/release/kiln /usr/local/bin/kiln
@@ -38,8 +39,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 FROM debian:bookworm-slim AS runtime
 
 # A fixed, unprivileged uid so volume ownership is predictable on the host.
-RUN groupadd --system --gid 10001 kiln \
-    && useradd --system --uid 10001 --gid kiln --home-dir /data --no-create-home \
+RUN groupadd --gid 10001 kiln \
+    && useradd --uid 10001 --gid kiln --home-dir /data --no-create-home \
        --shell /usr/sbin/nologin kiln \
     && mkdir -p /data \
     && chown kiln:kiln /data
