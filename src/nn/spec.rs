@@ -97,7 +97,10 @@ impl Architecture {
         let mut width = self.input_dim as u64;
         let mut total = 0u64;
         for layer in &self.layers {
-            if let LayerSpec::Dense { units, use_bias, .. } = layer {
+            if let LayerSpec::Dense {
+                units, use_bias, ..
+            } = layer
+            {
                 let units = *units as u64;
                 total = total
                     .saturating_add(width.saturating_mul(units))

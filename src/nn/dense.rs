@@ -1,0 +1,185 @@
+//! Fully connected layer: `z = x · W + b`, `a = act(z)`.
+//!
+//! Shapes: `x: [batch, in]`, `W: [in, units]`, `b: [1, units]`, `z, a: [batch, units]`.
+//! `W` is stored `[in, out]` row-major, the layout of kiln's model files.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
+use rand_chacha::ChaCha8Rng;
+
+use super::activation::{self, Activation};
+use super::init;
+use super::param::Param;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dense {
+    pub weight: Param,
+    pub bias: Option<Param>,
+    pub activation: Activation,
+}
+
+impl Dense {
+    /// A freshly initialised layer (Glorot/He uniform weights, zero bias; see [`init`]).
+    pub fn new(
+        inputs: usize,
+        units: usize,
+        activation: Activation,
+        use_bias: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
+        let weight = Param::new(init::weight(activation, inputs, units, rng));
+        let bias = use_bias.then(|| Param::new(Array2::zeros((1, units))));
+        Self {
+            weight,
+            bias,
+            activation,
+        }
+    }
+
+    pub fn inputs(&self) -> usize {
+        self.weight.value.nrows()
+    }
+
+    pub fn units(&self) -> usize {
+        self.weight.value.ncols()
+    }
+
+    /// `z ← x · W + b` into a preallocated `z: [batch, units]`.
+    pub fn linear_into(&self, x: ArrayView2<f32>, mut z: ArrayViewMut2<f32>) {
+        general_mat_mul(1.0, &x, &self.weight.value, 0.0, &mut z);
+        if let Some(b) = &self.bias {
+            z += &b.value;
+        }
+    }
+
+    /// `z ← x · W + b` and `a ← act(z)`, bias and activation fused in one pass.
+    pub fn forward_into(
+        &self,
+        x: ArrayView2<f32>,
+        mut z: ArrayViewMut2<f32>,
+        mut a: ArrayViewMut2<f32>,
+    ) {
+        general_mat_mul(1.0, &x, &self.weight.value, 0.0, &mut z);
+        let act = self.activation;
+        match (&self.bias, act) {
+            (Some(b), Activation::Softmax | Activation::Linear) => {
+                z += &b.value;
+                activation::forward(act, z.view(), a);
+            }
+            (Some(b), _) => {
+                let b = b.value.row(0);
+                for (mut z_row, mut a_row) in z.axis_iter_mut(Axis(0)).zip(a.axis_iter_mut(Axis(0)))
+                {
+                    Zip::from(&mut z_row)
+                        .and(&mut a_row)
+                        .and(&b)
+                        .for_each(|z, a, &b| {
+                            *z += b;
+                            *a = activation::scalar(act, *z);
+                        });
+                }
+            }
+            (None, _) => activation::forward(act, z.view(), a),
+        }
+    }
+
+    /// Inference: a new `[batch, units]` output.
+    pub fn forward(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        let mut z = Array2::zeros((x.nrows(), self.units()));
+        self.linear_into(x, z.view_mut());
+        activation::apply_inplace(self.activation, z.view_mut());
+        z
+    }
+
+    /// Given `dz = ∂L/∂z`, writes `∂L/∂W = xᵀ·dz`, `∂L/∂b = Σ_rows dz` into the
+    /// parameters' `grad` (overwriting) and, when asked, `∂L/∂x = dz·Wᵀ` into `dx`.
+    pub fn backward(
+        &mut self,
+        x: ArrayView2<f32>,
+        dz: ArrayView2<f32>,
+        dx: Option<ArrayViewMut2<f32>>,
+    ) {
+        general_mat_mul(1.0, &x.t(), &dz, 0.0, &mut self.weight.grad);
+        if let Some(b) = &mut self.bias {
+            let mut gb = b.grad.row_mut(0);
+            gb.fill(0.0);
+            for row in dz.axis_iter(Axis(0)) {
+                gb += &row;
+            }
+        }
+        if let Some(mut dx) = dx {
+            general_mat_mul(1.0, &dz, &self.weight.value.t(), 0.0, &mut dx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+    use rand::SeedableRng;
+
+    /// `L = Σ R ⊙ z` so that `∂L/∂z = R`; compare every gradient with central differences.
+    #[test]
+    fn dense_weight_bias_and_input_gradients_match_finite_differences() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut layer = Dense::new(3, 2, Activation::Linear, true, &mut rng);
+        layer.bias.as_mut().expect("bias").value = array![[0.1, -0.2]];
+        let x: Array2<f32> = array![[0.5, -1.0, 2.0], [1.5, 0.3, -0.7]];
+        let r: Array2<f32> = array![[0.9, -0.4], [0.2, 1.1]];
+        let loss = |layer: &Dense, x: &Array2<f32>| -> f64 {
+            let z = layer.forward(x.view());
+            z.iter()
+                .zip(r.iter())
+                .map(|(z, r)| (*z as f64) * (*r as f64))
+                .sum()
+        };
+        let mut dx = Array2::zeros(x.raw_dim());
+        layer.backward(x.view(), r.view(), Some(dx.view_mut()));
+        let eps = 1e-2f32;
+        let tol = 1e-3;
+        for i in 0..3 {
+            for j in 0..2 {
+                let mut p = layer.clone();
+                p.weight.value[(i, j)] += eps;
+                let mut m = layer.clone();
+                m.weight.value[(i, j)] -= eps;
+                let num = (loss(&p, &x) - loss(&m, &x)) / (2.0 * eps as f64);
+                assert!(
+                    (num - layer.weight.grad[(i, j)] as f64).abs() < tol,
+                    "W[{i},{j}]"
+                );
+            }
+        }
+        for j in 0..2 {
+            let mut p = layer.clone();
+            p.bias.as_mut().expect("bias").value[(0, j)] += eps;
+            let mut m = layer.clone();
+            m.bias.as_mut().expect("bias").value[(0, j)] -= eps;
+            let num = (loss(&p, &x) - loss(&m, &x)) / (2.0 * eps as f64);
+            let analytic = layer.bias.as_ref().expect("bias").grad[(0, j)] as f64;
+            assert!((num - analytic).abs() < tol, "b[{j}]");
+        }
+        for r_ in 0..2 {
+            for c in 0..3 {
+                let mut xp = x.clone();
+                xp[(r_, c)] += eps;
+                let mut xm = x.clone();
+                xm[(r_, c)] -= eps;
+                let num = (loss(&layer, &xp) - loss(&layer, &xm)) / (2.0 * eps as f64);
+                assert!((num - dx[(r_, c)] as f64).abs() < tol, "x[{r_},{c}]");
+            }
+        }
+    }
+
+    #[test]
+    fn the_fused_forward_equals_linear_then_activation() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let layer = Dense::new(4, 3, Activation::Gelu, true, &mut rng);
+        let x = Array2::from_shape_fn((5, 4), |(i, j)| (i as f32 - 2.0) * 0.3 + j as f32 * 0.1);
+        let mut z = Array2::zeros((5, 3));
+        let mut a = Array2::zeros((5, 3));
+        layer.forward_into(x.view(), z.view_mut(), a.view_mut());
+        assert_eq!(a, layer.forward(x.view()));
+    }
+}

@@ -1,0 +1,26 @@
+//! The layers a [`super::model::Sequential`] is made of.
+
+use super::dense::Dense;
+use super::dropout::Dropout;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Layer {
+    Dense(Dense),
+    Dropout(Dropout),
+}
+
+impl Layer {
+    pub fn as_dense(&self) -> Option<&Dense> {
+        match self {
+            Layer::Dense(d) => Some(d),
+            Layer::Dropout(_) => None,
+        }
+    }
+
+    pub fn as_dense_mut(&mut self) -> Option<&mut Dense> {
+        match self {
+            Layer::Dense(d) => Some(d),
+            Layer::Dropout(_) => None,
+        }
+    }
+}

@@ -1,0 +1,482 @@
+//! `Sequential`: a stack of layers built from a [`spec::Architecture`].
+//!
+//! Inference allocates its outputs ([`Sequential::predict`]); training runs
+//! through a [`Workspace`] of buffers sized once for the batch, so the hot loop
+//! does not allocate.
+
+use ndarray::{Array1, Array2, ArrayView2, Axis, s};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::activation::Activation;
+use super::dense::Dense;
+use super::dropout::Dropout;
+use super::layer::Layer;
+use super::param::Param;
+use super::spec::{Architecture, LayerSpec};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sequential {
+    architecture: Architecture,
+    layers: Vec<Layer>,
+}
+
+/// The last dense layer's pre-activation (`logits`) and the network output.
+#[derive(Debug, Clone)]
+pub struct Forward {
+    pub logits: Array2<f32>,
+    pub output: Array2<f32>,
+}
+
+impl Sequential {
+    /// A freshly initialised network; the same `seed` gives the same weights.
+    /// The architecture should have passed [`Architecture::check`].
+    pub fn new(architecture: &Architecture, seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut width = architecture.input_dim;
+        let layers = architecture
+            .layers
+            .iter()
+            .map(|spec| match *spec {
+                LayerSpec::Dense {
+                    units,
+                    activation,
+                    use_bias,
+                } => {
+                    let d = Dense::new(width, units, activation, use_bias, &mut rng);
+                    width = units;
+                    Layer::Dense(d)
+                }
+                LayerSpec::Dropout { rate } => Layer::Dropout(Dropout { rate }),
+            })
+            .collect();
+        Self {
+            architecture: architecture.clone(),
+            layers,
+        }
+    }
+
+    /// A network from given weights: one `(weight [in, out], bias [out])` per dense
+    /// layer, in order. Errors describe the first mismatch with the architecture.
+    pub fn from_weights(
+        architecture: &Architecture,
+        weights: Vec<(Array2<f32>, Option<Array1<f32>>)>,
+    ) -> Result<Self, String> {
+        let mut model = Self::new_uninit(architecture);
+        let mut it = weights.into_iter();
+        let mut width = architecture.input_dim;
+        for (i, layer) in model.layers.iter_mut().enumerate() {
+            if let Layer::Dense(d) = layer {
+                let (w, b) = it
+                    .next()
+                    .ok_or_else(|| format!("layer {i} has no weights"))?;
+                if w.dim() != (width, d.units()) {
+                    return Err(format!(
+                        "layers.{i}.weight has shape {:?}; expected [{width}, {}]",
+                        w.shape(),
+                        d.units()
+                    ));
+                }
+                let units = d.units();
+                match (&mut d.bias, b) {
+                    (Some(p), Some(b)) if b.len() == units => {
+                        *p = Param::new(b.insert_axis(Axis(0)));
+                    }
+                    (Some(_), Some(b)) => {
+                        return Err(format!(
+                            "layers.{i}.bias has {} values; expected {}",
+                            b.len(),
+                            units
+                        ));
+                    }
+                    (Some(_), None) => return Err(format!("layers.{i}.bias is missing")),
+                    (None, Some(_)) => {
+                        return Err(format!("layers.{i}.bias given for a layer without bias"));
+                    }
+                    (None, None) => {}
+                }
+                width = d.units();
+                d.weight = Param::new(w);
+            }
+        }
+        if it.next().is_some() {
+            return Err("more weight tensors than dense layers".into());
+        }
+        Ok(model)
+    }
+
+    /// Shapes right, values zero: the starting point of [`Self::from_weights`].
+    fn new_uninit(architecture: &Architecture) -> Self {
+        let mut width = architecture.input_dim;
+        let layers = architecture
+            .layers
+            .iter()
+            .map(|spec| match *spec {
+                LayerSpec::Dense {
+                    units,
+                    activation,
+                    use_bias,
+                } => {
+                    let d = Dense {
+                        weight: Param::new(Array2::zeros((width, units))),
+                        bias: use_bias.then(|| Param::new(Array2::zeros((1, units)))),
+                        activation,
+                    };
+                    width = units;
+                    Layer::Dense(d)
+                }
+                LayerSpec::Dropout { rate } => Layer::Dropout(Dropout { rate }),
+            })
+            .collect();
+        Self {
+            architecture: architecture.clone(),
+            layers,
+        }
+    }
+
+    pub fn architecture(&self) -> &Architecture {
+        &self.architecture
+    }
+
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    /// Mutable access to layers (e.g. to set masks). Shapes must not change.
+    pub fn layers_mut(&mut self) -> &mut [Layer] {
+        &mut self.layers
+    }
+
+    pub fn input_dim(&self) -> usize {
+        self.architecture.input_dim
+    }
+
+    pub fn output_dim(&self) -> usize {
+        self.architecture.output_dim()
+    }
+
+    pub fn output_activation(&self) -> Activation {
+        self.architecture.output_activation()
+    }
+
+    /// `(layer index, layer)` for every dense layer.
+    pub fn dense_layers(&self) -> impl Iterator<Item = (usize, &Dense)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| l.as_dense().map(|d| (i, d)))
+    }
+
+    /// Every trainable tensor, weights before biases within a layer.
+    pub fn params(&self) -> Vec<&Param> {
+        let mut out = Vec::new();
+        for (_, d) in self.dense_layers() {
+            out.push(&d.weight);
+            if let Some(b) = &d.bias {
+                out.push(b);
+            }
+        }
+        out
+    }
+
+    /// Same order as [`Self::params`].
+    pub fn params_mut(&mut self) -> Vec<&mut Param> {
+        let mut out = Vec::new();
+        for layer in &mut self.layers {
+            if let Layer::Dense(d) = layer {
+                out.push(&mut d.weight);
+                if let Some(b) = &mut d.bias {
+                    out.push(b);
+                }
+            }
+        }
+        out
+    }
+
+    pub fn param_count(&self) -> u64 {
+        self.params().iter().map(|p| p.len() as u64).sum()
+    }
+
+    pub fn nonzero_params(&self) -> u64 {
+        self.params().iter().map(|p| p.nonzero()).sum()
+    }
+
+    /// Copies of every parameter value (for early stopping's best weights).
+    pub fn snapshot(&self) -> Vec<Array2<f32>> {
+        self.params().iter().map(|p| p.value.clone()).collect()
+    }
+
+    /// Restores values taken by [`Self::snapshot`] of this same model.
+    pub fn restore(&mut self, snapshot: &[Array2<f32>]) {
+        for (p, v) in self.params_mut().into_iter().zip(snapshot) {
+            p.value.assign(v);
+        }
+    }
+
+    /// Index one past the last dense layer: trailing dropout layers are ignored
+    /// (they would only drop network outputs).
+    fn end(&self) -> usize {
+        self.layers
+            .iter()
+            .rposition(|l| matches!(l, Layer::Dense(_)))
+            .map_or(0, |i| i + 1)
+    }
+
+    /// Inference forward pass keeping the last pre-activation.
+    ///
+    /// # Panics
+    /// If `x` does not have `input_dim` columns; callers check the dataset first.
+    pub fn forward(&self, x: ArrayView2<f32>) -> Forward {
+        assert_eq!(x.ncols(), self.input_dim(), "input width");
+        let end = self.end();
+        let mut h: Option<Array2<f32>> = None;
+        let mut logits = None;
+        for (i, layer) in self.layers[..end].iter().enumerate() {
+            if let Layer::Dense(d) = layer {
+                let input = h.as_ref().map_or(x, |h| h.view());
+                let mut z = Array2::zeros((x.nrows(), d.units()));
+                d.linear_into(input, z.view_mut());
+                if i + 1 == end {
+                    logits = Some(z.clone());
+                }
+                super::activation::apply_inplace(d.activation, z.view_mut());
+                h = Some(z);
+            }
+        }
+        let output = h.unwrap_or_else(|| x.to_owned());
+        Forward {
+            logits: logits.unwrap_or_else(|| output.clone()),
+            output,
+        }
+    }
+
+    /// Network outputs: probabilities for sigmoid/softmax heads, values otherwise.
+    ///
+    /// # Panics
+    /// If `x` does not have `input_dim` columns.
+    pub fn predict(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        assert_eq!(x.ncols(), self.input_dim(), "input width");
+        let end = self.end();
+        let mut h: Option<Array2<f32>> = None;
+        for layer in &self.layers[..end] {
+            if let Layer::Dense(d) = layer {
+                h = Some(d.forward(h.as_ref().map_or(x, |h| h.view())));
+            }
+        }
+        h.unwrap_or_else(|| x.to_owned())
+    }
+
+    /// [`Self::predict`] in chunks of `batch` rows, bounding temporary memory.
+    pub fn predict_batched(&self, x: ArrayView2<f32>, batch: usize) -> Array2<f32> {
+        let batch = batch.max(1);
+        if x.nrows() <= batch {
+            return self.predict(x);
+        }
+        let mut out = Array2::zeros((x.nrows(), self.output_dim()));
+        let mut start = 0;
+        while start < x.nrows() {
+            let stop = (start + batch).min(x.nrows());
+            let y = self.predict(x.slice(s![start..stop, ..]));
+            out.slice_mut(s![start..stop, ..]).assign(&y);
+            start = stop;
+        }
+        out
+    }
+
+    /// Training forward pass over the first `n` rows of `ws.x` (dropout active).
+    pub fn forward_train(&self, ws: &mut Workspace, n: usize, rng: &mut ChaCha8Rng) {
+        let end = self.end();
+        for i in 0..end {
+            let (before, rest) = ws.a.split_at_mut(i);
+            let input = if i == 0 {
+                ws.x.slice(s![..n, ..])
+            } else {
+                before[i - 1].slice(s![..n, ..])
+            };
+            let out = rest[0].slice_mut(s![..n, ..]);
+            match &self.layers[i] {
+                Layer::Dense(d) => d.forward_into(input, ws.z[i].slice_mut(s![..n, ..]), out),
+                Layer::Dropout(dr) => {
+                    dr.forward_train(input, ws.mask[i].slice_mut(s![..n, ..]), out, rng)
+                }
+            }
+        }
+    }
+
+    /// Backward pass after [`Self::forward_train`]. `ws.head_grad_mut()` must hold
+    /// `∂L/∂z` of the last dense layer when `grad_is_wrt_logits`, else `∂L/∂output`.
+    /// Writes every parameter's `grad`.
+    pub fn backward(&mut self, ws: &mut Workspace, n: usize, grad_is_wrt_logits: bool) {
+        let end = self.end();
+        let first_dense = self
+            .layers
+            .iter()
+            .position(|l| matches!(l, Layer::Dense(_)))
+            .unwrap_or(end);
+        for i in (0..end).rev() {
+            let (g_before, g_rest) = ws.g.split_at_mut(i);
+            let g = &mut g_rest[0];
+            let needs_dx = i > first_dense;
+            match &mut self.layers[i] {
+                Layer::Dense(d) => {
+                    if !(grad_is_wrt_logits && i + 1 == end) {
+                        super::activation::backward(
+                            d.activation,
+                            ws.z[i].slice(s![..n, ..]),
+                            ws.a[i].slice(s![..n, ..]),
+                            g.slice_mut(s![..n, ..]),
+                        );
+                    }
+                    let input = if i == 0 {
+                        ws.x.slice(s![..n, ..])
+                    } else {
+                        ws.a[i - 1].slice(s![..n, ..])
+                    };
+                    let dx = needs_dx.then(|| g_before[i - 1].slice_mut(s![..n, ..]));
+                    d.backward(input, g.slice(s![..n, ..]), dx);
+                }
+                Layer::Dropout(_) => {
+                    if needs_dx {
+                        Dropout::backward(
+                            ws.mask[i].slice(s![..n, ..]),
+                            g.slice(s![..n, ..]),
+                            g_before[i - 1].slice_mut(s![..n, ..]),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Preallocated training buffers for batches of up to `capacity` rows.
+#[derive(Debug)]
+pub struct Workspace {
+    capacity: usize,
+    /// The gathered input batch `[capacity, input_dim]`.
+    pub x: Array2<f32>,
+    /// The gathered targets `[capacity]`.
+    pub y: Array1<f32>,
+    z: Vec<Array2<f32>>,
+    a: Vec<Array2<f32>>,
+    g: Vec<Array2<f32>>,
+    mask: Vec<Array2<f32>>,
+    head: usize,
+}
+
+impl Workspace {
+    pub fn new(model: &Sequential, capacity: usize) -> Self {
+        let end = model.end();
+        let mut width = model.input_dim();
+        let (mut z, mut a, mut g, mut mask) = (vec![], vec![], vec![], vec![]);
+        let empty = || Array2::<f32>::zeros((0, 0));
+        for layer in &model.layers[..end] {
+            match layer {
+                Layer::Dense(d) => {
+                    width = d.units();
+                    z.push(Array2::zeros((capacity, width)));
+                    mask.push(empty());
+                }
+                Layer::Dropout(_) => {
+                    z.push(empty());
+                    mask.push(Array2::zeros((capacity, width)));
+                }
+            }
+            a.push(Array2::zeros((capacity, width)));
+            g.push(Array2::zeros((capacity, width)));
+        }
+        Self {
+            capacity,
+            x: Array2::zeros((capacity, model.input_dim())),
+            y: Array1::zeros(capacity),
+            z,
+            a,
+            g,
+            mask,
+            head: end.saturating_sub(1),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Copies rows `idx` of `x` and `y` into the batch buffers.
+    pub fn gather(&mut self, x: ArrayView2<f32>, y: ndarray::ArrayView1<f32>, idx: &[usize]) {
+        for (r, &i) in idx.iter().enumerate() {
+            self.x.row_mut(r).assign(&x.row(i));
+            self.y[r] = y[i];
+        }
+    }
+
+    /// Pre-activation of the last dense layer for the first `n` rows.
+    pub fn logits(&self, n: usize) -> ArrayView2<'_, f32> {
+        self.z[self.head].slice(s![..n, ..])
+    }
+
+    /// Network output for the first `n` rows.
+    pub fn output(&self, n: usize) -> ArrayView2<'_, f32> {
+        self.a[self.head].slice(s![..n, ..])
+    }
+
+    /// Both the head's logits, output and gradient buffer, for the loss to fill.
+    pub fn head_mut(
+        &mut self,
+        n: usize,
+    ) -> (
+        ArrayView2<'_, f32>,
+        ArrayView2<'_, f32>,
+        ndarray::ArrayViewMut2<'_, f32>,
+        ndarray::ArrayView1<'_, f32>,
+    ) {
+        (
+            self.z[self.head].slice(s![..n, ..]),
+            self.a[self.head].slice(s![..n, ..]),
+            self.g[self.head].slice_mut(s![..n, ..]),
+            self.y.slice(s![..n]),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn arch(json: &str) -> Architecture {
+        serde_json::from_str(json).expect("architecture parses")
+    }
+
+    #[test]
+    fn the_same_seed_builds_the_same_weights_and_another_seed_does_not() {
+        let a = arch(
+            r#"{"input_dim": 5, "layers": [{"type": "dense", "units": 4, "activation": "relu"},
+                {"type": "dropout", "rate": 0.5}, {"type": "dense", "units": 2, "activation": "softmax"}]}"#,
+        );
+        assert_eq!(Sequential::new(&a, 1), Sequential::new(&a, 1));
+        assert_ne!(Sequential::new(&a, 1), Sequential::new(&a, 2));
+        let m = Sequential::new(&a, 1);
+        assert_eq!(m.param_count(), a.param_count());
+        let p = m.predict(Array2::ones((3, 5)).view());
+        assert_eq!(p.dim(), (3, 2));
+        for row in p.rows() {
+            assert!((row.sum() - 1.0).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn the_training_forward_without_dropout_equals_inference() {
+        let a = arch(
+            r#"{"input_dim": 3, "layers": [{"type": "dense", "units": 4, "activation": "tanh"},
+                {"type": "dense", "units": 1, "activation": "sigmoid"}]}"#,
+        );
+        let m = Sequential::new(&a, 7);
+        let x = Array2::from_shape_fn((6, 3), |(i, j)| (i * 3 + j) as f32 * 0.1 - 0.8);
+        let mut ws = Workspace::new(&m, 8);
+        ws.x.slice_mut(s![..6, ..]).assign(&x);
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        m.forward_train(&mut ws, 6, &mut rng);
+        let f = m.forward(x.view());
+        assert_eq!(ws.output(6), f.output.view());
+        assert_eq!(ws.logits(6), f.logits.view());
+    }
+}
