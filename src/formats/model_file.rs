@@ -1,4 +1,536 @@
-//! kiln model files (safetensors). Placeholder until the tensor core lands.
+//! kiln model files: standard `safetensors`, readable by Python's `safetensors` package.
+//!
+//! Layout (format version 1):
+//! * one tensor per dense layer weight, `layers.{i}.weight`, F32, shape `[in, out]`,
+//!   row-major, and `layers.{i}.bias`, F32, shape `[out]` (absent when `use_bias` is
+//!   false). `i` is the index in `architecture.layers`, counting dropout layers, as
+//!   PyTorch's `nn.Sequential` names its children;
+//! * `__metadata__` (string → string): `format` = `kiln`, `format_version` = `1`,
+//!   `architecture` (the JSON architecture), `dtype` = `f32`, `trained` (`true`/`false`),
+//!   `task` (`binary`/`multiclass`/`regression` or empty), `parent_id`, `job_id`
+//!   (UUIDs or empty). Other metadata keys are kept in [`ModelMeta::extra`] and written back.
+//!
+//! In PyTorch, `torch.nn.Linear.weight` is `[out, in]`: load kiln's weights transposed.
+//!
+//! [`decode`] never panics and names every problem with the field `file`.
 
-/// A decoded model file.
-pub struct ModelFile;
+use std::collections::{BTreeMap, HashMap};
+
+use ndarray::{Array1, Array2};
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensorError, SafeTensors};
+
+use crate::nn::Sequential;
+use crate::nn::data::Task;
+use crate::nn::spec::{Architecture, ArchitectureLimits, LayerSpec};
+use crate::validation::Invalid;
+
+pub const FORMAT: &str = "kiln";
+pub const FORMAT_VERSION: u32 = 1;
+const FIELD: &str = "file";
+const KNOWN_KEYS: [&str; 8] = [
+    "format",
+    "format_version",
+    "architecture",
+    "dtype",
+    "trained",
+    "task",
+    "parent_id",
+    "job_id",
+];
+
+/// kiln's own fields, stored in the safetensors header's `__metadata__`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelMeta {
+    pub format: String,
+    pub format_version: u32,
+    pub architecture: Architecture,
+    pub dtype: String,
+    /// False for a freshly initialised model: training starts from a seeded init instead.
+    pub trained: bool,
+    /// The task the model was last trained for.
+    pub task: Option<Task>,
+    /// The model this one was derived from.
+    pub parent_id: Option<String>,
+    /// The job that produced this model.
+    pub job_id: Option<String>,
+    /// Metadata entries kiln does not interpret, kept as they were.
+    pub extra: BTreeMap<String, String>,
+}
+
+impl ModelMeta {
+    /// Metadata of an untrained model with no lineage.
+    pub fn new(architecture: Architecture) -> Self {
+        Self {
+            format: FORMAT.into(),
+            format_version: FORMAT_VERSION,
+            architecture,
+            dtype: "f32".into(),
+            trained: false,
+            task: None,
+            parent_id: None,
+            job_id: None,
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+/// A decoded model file: the network and its metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelFile {
+    pub model: Sequential,
+    pub meta: ModelMeta,
+}
+
+impl ModelFile {
+    /// A freshly initialised, untrained model (what `POST /v1/models` with an architecture stores).
+    pub fn untrained(architecture: &Architecture, seed: u64) -> Self {
+        Self {
+            model: Sequential::new(architecture, seed),
+            meta: ModelMeta::new(architecture.clone()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("could not write the model file: {0}")]
+    Safetensors(#[from] SafeTensorError),
+    #[error("could not write the architecture: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+fn le_bytes(values: impl Iterator<Item = f32>) -> Vec<u8> {
+    values.flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Writes `file` as safetensors. The model's own architecture is authoritative.
+pub fn encode(file: &ModelFile) -> Result<Vec<u8>, EncodeError> {
+    let model = &file.model;
+    let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (i, d) in model.dense_layers() {
+        let w = &d.weight.value;
+        buffers.push((
+            format!("layers.{i}.weight"),
+            vec![w.nrows(), w.ncols()],
+            le_bytes(w.iter().copied()),
+        ));
+        if let Some(b) = &d.bias {
+            buffers.push((
+                format!("layers.{i}.bias"),
+                vec![b.value.len()],
+                le_bytes(b.value.iter().copied()),
+            ));
+        }
+    }
+    let mut views = Vec::with_capacity(buffers.len());
+    for (name, shape, bytes) in &buffers {
+        views.push((
+            name.clone(),
+            TensorView::new(Dtype::F32, shape.clone(), bytes)?,
+        ));
+    }
+    let meta = &file.meta;
+    let mut md: HashMap<String, String> = meta.extra.clone().into_iter().collect();
+    md.insert("format".into(), FORMAT.into());
+    md.insert("format_version".into(), FORMAT_VERSION.to_string());
+    md.insert(
+        "architecture".into(),
+        serde_json::to_string(model.architecture())?,
+    );
+    md.insert("dtype".into(), "f32".into());
+    md.insert("trained".into(), meta.trained.to_string());
+    md.insert(
+        "task".into(),
+        meta.task
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_default(),
+    );
+    md.insert(
+        "parent_id".into(),
+        meta.parent_id.clone().unwrap_or_default(),
+    );
+    md.insert("job_id".into(), meta.job_id.clone().unwrap_or_default());
+    Ok(safetensors::serialize(views, Some(md))?)
+}
+
+fn invalid(message: impl Into<String>) -> Invalid {
+    Invalid::one(FIELD, message)
+}
+
+fn describe(err: &SafeTensorError) -> String {
+    match err {
+        SafeTensorError::HeaderTooSmall => "the file is too short to be safetensors".into(),
+        SafeTensorError::InvalidHeaderLength | SafeTensorError::MetadataIncompleteBuffer => {
+            "the file is truncated or has trailing bytes (its length does not match its header)"
+                .into()
+        }
+        other => format!("not a valid safetensors file: {other}"),
+    }
+}
+
+fn optional(value: Option<&String>) -> Option<String> {
+    value.filter(|v| !v.is_empty()).cloned()
+}
+
+/// Reads and checks a kiln model file. Every problem is reported with field `file`.
+pub fn decode(bytes: &[u8]) -> Result<ModelFile, Invalid> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| invalid(describe(&e)))?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| invalid(describe(&e)))?;
+    let md = header.metadata().as_ref().ok_or_else(|| {
+        invalid("the safetensors header has no __metadata__; not a kiln model file")
+    })?;
+
+    let format = md.get("format").map(String::as_str);
+    if format != Some(FORMAT) {
+        return Err(invalid(format!(
+            "__metadata__.format must be \"{FORMAT}\"; found {}",
+            format.map_or("nothing".to_string(), |f| format!("{f:?}"))
+        )));
+    }
+    match md.get("format_version").map(|v| v.parse::<u32>()) {
+        Some(Ok(FORMAT_VERSION)) => {}
+        Some(Ok(v)) => {
+            return Err(invalid(format!(
+                "format_version {v} is not supported; this kiln reads version {FORMAT_VERSION}"
+            )));
+        }
+        _ => {
+            return Err(invalid(
+                "__metadata__.format_version is missing or not a number",
+            ));
+        }
+    }
+    let arch_json = md
+        .get("architecture")
+        .ok_or_else(|| invalid("__metadata__.architecture is missing"))?;
+    let architecture: Architecture = serde_json::from_str(arch_json).map_err(|e| {
+        invalid(format!(
+            "__metadata__.architecture is not a valid architecture: {e}"
+        ))
+    })?;
+    if let Err(e) = architecture.check(&ArchitectureLimits::default()) {
+        return Err(Invalid(
+            e.0.into_iter()
+                .map(|fe| {
+                    crate::validation::FieldError::new(
+                        FIELD,
+                        format!("architecture.{}: {}", fe.field, fe.message),
+                    )
+                })
+                .collect(),
+        ));
+    }
+    match md.get("dtype").map(String::as_str) {
+        Some("f32") | None => {}
+        Some(other) => {
+            return Err(invalid(format!(
+                "dtype {other:?} is not supported; expected \"f32\""
+            )));
+        }
+    }
+    let trained = match md.get("trained").map(String::as_str) {
+        Some("true") => true,
+        Some("false") | None => false,
+        Some(other) => {
+            return Err(invalid(format!(
+                "__metadata__.trained must be \"true\" or \"false\"; found {other:?}"
+            )));
+        }
+    };
+    let task = match optional(md.get("task")) {
+        None => None,
+        Some(t) => Some(Task::parse(&t).ok_or_else(|| {
+            invalid(format!(
+                "__metadata__.task must be binary, multiclass or regression; found {t:?}"
+            ))
+        })?),
+    };
+
+    // Tensors: exactly one weight (and bias) per dense layer, right dtype and shape, finite.
+    let mut expected: Vec<String> = Vec::new();
+    let mut weights = Vec::new();
+    let mut width = architecture.input_dim;
+    for (i, layer) in architecture.layers.iter().enumerate() {
+        if let LayerSpec::Dense {
+            units, use_bias, ..
+        } = *layer
+        {
+            let w_name = format!("layers.{i}.weight");
+            let w = read_tensor(&st, &w_name, &[width, units])?;
+            let w = Array2::from_shape_vec((width, units), w)
+                .map_err(|e| invalid(format!("{w_name}: {e}")))?;
+            expected.push(w_name);
+            let b = if use_bias {
+                let b_name = format!("layers.{i}.bias");
+                let b = read_tensor(&st, &b_name, &[units])?;
+                expected.push(b_name);
+                Some(Array1::from(b))
+            } else {
+                None
+            };
+            weights.push((w, b));
+            width = units;
+        }
+    }
+    let mut unexpected: Vec<&str> = st
+        .names()
+        .into_iter()
+        .filter(|n| !expected.iter().any(|e| e == n))
+        .collect();
+    if !unexpected.is_empty() {
+        unexpected.sort_unstable();
+        return Err(invalid(format!(
+            "unexpected tensors for this architecture: {}",
+            unexpected.join(", ")
+        )));
+    }
+    let model = Sequential::from_weights(&architecture, weights).map_err(invalid)?;
+    let extra = md
+        .iter()
+        .filter(|(k, _)| !KNOWN_KEYS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Ok(ModelFile {
+        model,
+        meta: ModelMeta {
+            format: FORMAT.into(),
+            format_version: FORMAT_VERSION,
+            architecture,
+            dtype: "f32".into(),
+            trained,
+            task,
+            parent_id: optional(md.get("parent_id")),
+            job_id: optional(md.get("job_id")),
+            extra,
+        },
+    })
+}
+
+fn read_tensor(st: &SafeTensors<'_>, name: &str, shape: &[usize]) -> Result<Vec<f32>, Invalid> {
+    let t = st
+        .tensor(name)
+        .map_err(|_| invalid(format!("tensor {name} is missing")))?;
+    if t.dtype() != Dtype::F32 {
+        return Err(invalid(format!(
+            "tensor {name} has dtype {:?}; expected F32",
+            t.dtype()
+        )));
+    }
+    if t.shape() != shape {
+        return Err(invalid(format!(
+            "tensor {name} has shape {:?}; the architecture needs {:?}",
+            t.shape(),
+            shape
+        )));
+    }
+    let data = t.data();
+    if data.len() != shape.iter().product::<usize>() * 4 {
+        return Err(invalid(format!(
+            "tensor {name} has the wrong number of bytes"
+        )));
+    }
+    let values: Vec<f32> = data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    if let Some(pos) = values.iter().position(|v| !v.is_finite()) {
+        return Err(invalid(format!(
+            "tensor {name} holds a non-finite value ({}) at flat index {pos}",
+            values[pos]
+        )));
+    }
+    Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    fn seed_arch() -> Architecture {
+        serde_json::from_str(
+            r#"{"input_dim": 10, "layers": [
+                {"type": "dense", "units": 8, "activation": "relu"},
+                {"type": "dropout", "rate": 0.2},
+                {"type": "dense", "units": 4, "activation": "relu", "use_bias": false},
+                {"type": "dense", "units": 1, "activation": "sigmoid"}]}"#,
+        )
+        .expect("parses")
+    }
+
+    fn sample_file() -> ModelFile {
+        let mut f = ModelFile::untrained(&seed_arch(), 5);
+        f.meta.trained = true;
+        f.meta.task = Some(Task::Binary);
+        f.meta.parent_id = Some("0196a2c4-0000-7000-8000-000000000001".into());
+        f.meta.extra.insert("note".into(), "kept".into());
+        f
+    }
+
+    #[test]
+    fn encode_then_decode_gives_bit_identical_predictions_and_metadata() {
+        let f = sample_file();
+        let bytes = encode(&f).expect("encodes");
+        let back = decode(&bytes).expect("decodes");
+        assert_eq!(back.meta, f.meta);
+        let x = Array2::from_shape_fn((7, 10), |(i, j)| (i as f32 - 3.0) * 0.37 + j as f32 * 0.11);
+        let a = f.model.predict(x.view());
+        let b = back.model.predict(x.view());
+        assert_eq!(
+            a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+        // Tensor names and layout a Python reader sees.
+        let st = SafeTensors::deserialize(&bytes).expect("safetensors");
+        let mut names = st.names();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            vec![
+                "layers.0.bias",
+                "layers.0.weight",
+                "layers.2.weight",
+                "layers.3.bias",
+                "layers.3.weight"
+            ]
+        );
+        assert_eq!(
+            st.tensor("layers.0.weight").expect("present").shape(),
+            &[10, 8]
+        );
+    }
+
+    #[test]
+    fn truncated_or_garbage_bytes_are_rejected_naming_the_file_without_panicking() {
+        let bytes = encode(&sample_file()).expect("encodes");
+        let mut inputs: Vec<Vec<u8>> = vec![
+            vec![],
+            b"hello".to_vec(),
+            vec![0xff; 64],
+            u64::MAX.to_le_bytes().to_vec(),
+        ];
+        for cut in [1, 7, 8, 9, 40, bytes.len() / 2, bytes.len() - 1] {
+            inputs.push(bytes[..cut].to_vec());
+        }
+        // Flip bytes throughout the header and the data.
+        for pos in (0..bytes.len()).step_by(17) {
+            let mut b = bytes.clone();
+            b[pos] ^= 0x5a;
+            inputs.push(b);
+        }
+        for input in inputs {
+            match decode(&input) {
+                Ok(_) => {} // a flipped data byte can still be a valid finite weight
+                Err(e) => assert!(e.0.iter().all(|fe| fe.field == "file"), "{e}"),
+            }
+        }
+        assert!(decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    fn with(tensors: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)>, md: &[(&str, &str)]) -> Vec<u8> {
+        let views: Vec<(String, TensorView<'_>)> = tensors
+            .iter()
+            .map(|(n, d, s, b)| {
+                (
+                    n.to_string(),
+                    TensorView::new(*d, s.clone(), b).expect("view"),
+                )
+            })
+            .collect();
+        let md: HashMap<String, String> = md
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        safetensors::serialize(views, Some(md)).expect("serialize")
+    }
+
+    fn message(bytes: &[u8]) -> String {
+        let err = decode(bytes).expect_err("must be rejected");
+        assert!(err.0.iter().all(|fe| fe.field == "file"));
+        err.to_string()
+    }
+
+    #[test]
+    fn each_kind_of_malformed_model_file_is_named() {
+        let arch = r#"{"input_dim": 2, "layers": [{"type": "dense", "units": 1}]}"#;
+        let md = [
+            ("format", "kiln"),
+            ("format_version", "1"),
+            ("architecture", arch),
+        ];
+        let w = |v: [f32; 2]| le_bytes(v.into_iter());
+        let b = le_bytes([0.5f32].into_iter());
+        let good = vec![
+            ("layers.0.weight", Dtype::F32, vec![2, 1], w([1.0, 2.0])),
+            ("layers.0.bias", Dtype::F32, vec![1], b.clone()),
+        ];
+        assert!(decode(&with(good.clone(), &md)).is_ok());
+
+        assert!(message(&with(good.clone(), &[])).contains("format"));
+        let no_meta = safetensors::serialize(
+            vec![(
+                "x".to_string(),
+                TensorView::new(Dtype::F32, vec![1], &b).expect("view"),
+            )],
+            None,
+        )
+        .expect("serialize");
+        assert!(message(&no_meta).contains("__metadata__"));
+        assert!(message(&with(good.clone(), &md[..2])).contains("architecture"));
+        let bad_json = [md[0], md[1], ("architecture", "{\"input_dim\": 2")];
+        assert!(message(&with(good.clone(), &bad_json)).contains("architecture"));
+        let zero_units = [
+            md[0],
+            md[1],
+            (
+                "architecture",
+                r#"{"input_dim": 2, "layers": [{"type": "dense", "units": 0}]}"#,
+            ),
+        ];
+        assert!(message(&with(good.clone(), &zero_units)).contains("units"));
+        assert!(message(&with(good[1..].to_vec(), &md)).contains("layers.0.weight is missing"));
+        let wrong_dtype = vec![
+            (
+                "layers.0.weight",
+                Dtype::F64,
+                vec![2, 1],
+                le_bytes([0.0f32; 4].into_iter()),
+            ),
+            good[1].clone(),
+        ];
+        assert!(message(&with(wrong_dtype, &md)).contains("dtype"));
+        let wrong_shape = vec![
+            ("layers.0.weight", Dtype::F32, vec![1, 2], w([1.0, 2.0])),
+            good[1].clone(),
+        ];
+        assert!(message(&with(wrong_shape, &md)).contains("shape"));
+        let nan = vec![
+            (
+                "layers.0.weight",
+                Dtype::F32,
+                vec![2, 1],
+                w([1.0, f32::NAN]),
+            ),
+            good[1].clone(),
+        ];
+        assert!(message(&with(nan, &md)).contains("non-finite"));
+        let inf = vec![
+            good[0].clone(),
+            (
+                "layers.0.bias",
+                Dtype::F32,
+                vec![1],
+                le_bytes([f32::INFINITY].into_iter()),
+            ),
+        ];
+        assert!(message(&with(inf, &md)).contains("non-finite"));
+        let mut extra = good.clone();
+        extra.push(("stray", Dtype::F32, vec![1], b.clone()));
+        assert!(message(&with(extra, &md)).contains("stray"));
+        let v2 = [md[0], ("format_version", "2"), md[2]];
+        assert!(message(&with(good.clone(), &v2)).contains("format_version"));
+        let bad_trained = [md[0], md[1], md[2], ("trained", "yes")];
+        assert!(message(&with(good, &bad_trained)).contains("trained"));
+    }
+}
