@@ -1,1 +1,368 @@
-//! blobs (in progress)
+//! Content-addressed files: every blob lives at `<data_dir>/blobs/ab/cdef…`,
+//! named by the sha256 of its bytes.
+//!
+//! A blob is written to `<data_dir>/blobs/tmp/` while it is hashed, fsynced,
+//! then renamed to its real name, so a crash never leaves half a file under a
+//! real name (leftover temp files are removed at start). Identical content is
+//! stored once. The blob store does not know who uses a blob: callers ask
+//! [`crate::store::Store::blob_referenced`] before [`BlobStore::delete`].
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use sha2::{Digest, Sha256};
+use tokio::fs;
+use tokio::io::AsyncWriteExt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// The content went past the limit; nothing was kept.
+    #[error("content exceeds {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("`{0}` is not a sha256 (64 lowercase hex characters)")]
+    BadDigest(String),
+    #[error("no blob {0}")]
+    NotFound(String),
+    /// The source stream failed (e.g. the client's upload broke off).
+    #[error("reading the content: {0}")]
+    Source(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("blob storage {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BlobError + '_ {
+    move |source| BlobError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Where a blob went: its digest, size and file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobInfo {
+    /// 64 lowercase hex characters.
+    pub sha256: String,
+    pub size_bytes: u64,
+    pub path: PathBuf,
+}
+
+/// The blob folder; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+}
+
+/// Lowercase hex of a digest (sha2 0.11 digests no longer implement `LowerHex`).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    s
+}
+
+/// sha256 of `bytes` as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn check_digest(sha256: &str) -> Result<(), BlobError> {
+    if sha256.len() == 64
+        && sha256
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(BlobError::BadDigest(sha256.chars().take(80).collect()))
+    }
+}
+
+/// A temp file that removes itself unless it was renamed into place.
+struct TempBlob {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl Drop for TempBlob {
+    fn drop(&mut self) {
+        if !self.kept {
+            // Best effort: a leftover temp file is also swept at the next start.
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl BlobStore {
+    /// Opens (creating) `<data_dir>/blobs` and removes temp files a crash left behind.
+    pub fn new(data_dir: impl AsRef<Path>) -> Result<BlobStore, BlobError> {
+        let root = data_dir.as_ref().join("blobs");
+        let tmp = root.join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+        for entry in std::fs::read_dir(&tmp).map_err(io_err(&tmp))? {
+            let entry = entry.map_err(io_err(&tmp))?;
+            if let Err(e) = std::fs::remove_file(entry.path()) {
+                tracing::warn!(path = %entry.path().display(), error = %e, "cannot remove a stale temp blob");
+            }
+        }
+        Ok(BlobStore { root })
+    }
+
+    /// The file a blob lives in (whether or not it exists). Fails on a malformed digest.
+    pub fn path(&self, sha256: &str) -> Result<PathBuf, BlobError> {
+        check_digest(sha256)?;
+        Ok(self.root.join(&sha256[..2]).join(&sha256[2..]))
+    }
+
+    pub async fn exists(&self, sha256: &str) -> Result<bool, BlobError> {
+        let path = self.path(sha256)?;
+        fs::try_exists(&path).await.map_err(io_err(&path))
+    }
+
+    pub async fn open(&self, sha256: &str) -> Result<fs::File, BlobError> {
+        let path = self.path(sha256)?;
+        fs::File::open(&path)
+            .await
+            .map_err(|e| self.not_found_or(e, sha256, &path))
+    }
+
+    /// The whole blob in memory; for model files and normalised datasets, not for uploads.
+    pub async fn read(&self, sha256: &str) -> Result<Vec<u8>, BlobError> {
+        let path = self.path(sha256)?;
+        fs::read(&path)
+            .await
+            .map_err(|e| self.not_found_or(e, sha256, &path))
+    }
+
+    /// Removes a blob; removing a missing one is not an error.
+    pub async fn delete(&self, sha256: &str) -> Result<(), BlobError> {
+        let path = self.path(sha256)?;
+        match fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    fn not_found_or(&self, e: io::Error, sha256: &str, path: &Path) -> BlobError {
+        if e.kind() == io::ErrorKind::NotFound {
+            BlobError::NotFound(sha256.to_string())
+        } else {
+            io_err(path)(e)
+        }
+    }
+
+    /// Streams content to a temp file while hashing it, then moves it into place.
+    /// Past `max_bytes` it stops reading, deletes the temp file and answers
+    /// [`BlobError::TooLarge`]. The content is never held whole in memory.
+    pub async fn put_stream<S, E>(
+        &self,
+        mut stream: S,
+        max_bytes: u64,
+    ) -> Result<BlobInfo, BlobError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let (mut file, mut temp) = self.create_temp().await?;
+        let mut hasher = Sha256::new();
+        let mut size: u64 = 0;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| BlobError::Source(Box::new(e)))?;
+            size += chunk.len() as u64;
+            if size > max_bytes {
+                return Err(BlobError::TooLarge { limit: max_bytes });
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).await.map_err(io_err(&temp.path))?;
+        }
+        self.finish(file, &mut temp, hex(&hasher.finalize()), size)
+            .await
+    }
+
+    /// Like [`BlobStore::put_stream`] for content already in memory (job results).
+    pub async fn put_bytes(&self, bytes: &[u8]) -> Result<BlobInfo, BlobError> {
+        let sha256 = sha256_hex(bytes);
+        let path = self.path(&sha256)?;
+        if fs::try_exists(&path).await.map_err(io_err(&path))? {
+            return Ok(BlobInfo {
+                sha256,
+                size_bytes: bytes.len() as u64,
+                path,
+            });
+        }
+        let (mut file, mut temp) = self.create_temp().await?;
+        file.write_all(bytes).await.map_err(io_err(&temp.path))?;
+        self.finish(file, &mut temp, sha256, bytes.len() as u64)
+            .await
+    }
+
+    async fn create_temp(&self) -> Result<(fs::File, TempBlob), BlobError> {
+        let path = self.root.join("tmp").join(uuid::Uuid::new_v4().to_string());
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await
+            .map_err(io_err(&path))?;
+        Ok((file, TempBlob { path, kept: false }))
+    }
+
+    async fn finish(
+        &self,
+        mut file: fs::File,
+        temp: &mut TempBlob,
+        sha256: String,
+        size_bytes: u64,
+    ) -> Result<BlobInfo, BlobError> {
+        file.flush().await.map_err(io_err(&temp.path))?;
+        file.sync_all().await.map_err(io_err(&temp.path))?;
+        drop(file);
+        let path = self.path(&sha256)?;
+        if fs::try_exists(&path).await.map_err(io_err(&path))? {
+            // Same content already stored; the temp file goes when `temp` drops.
+            return Ok(BlobInfo {
+                sha256,
+                size_bytes,
+                path,
+            });
+        }
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).await.map_err(io_err(dir))?;
+        }
+        fs::rename(&temp.path, &path).await.map_err(io_err(&path))?;
+        temp.kept = true;
+        // Make the rename itself durable.
+        if let Some(dir) = path.parent()
+            && let Ok(d) = fs::File::open(dir).await
+        {
+            let _ = d.sync_all().await;
+        }
+        Ok(BlobInfo {
+            sha256,
+            size_bytes,
+            path,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ABC_SHA256: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    fn chunks(parts: &[&'static [u8]]) -> impl Stream<Item = Result<Bytes, io::Error>> + Unpin {
+        futures::stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(Bytes::from_static(p)))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    fn files_under(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_streamed_blob_is_named_by_the_sha256_of_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::new(dir.path()).unwrap();
+        let info = blobs.put_stream(chunks(&[b"a", b"bc"]), 100).await.unwrap();
+        assert_eq!(info.sha256, ABC_SHA256);
+        assert_eq!(info.size_bytes, 3);
+        assert_eq!(
+            info.path,
+            dir.path().join("blobs/ba").join(&ABC_SHA256[2..])
+        );
+        assert_eq!(blobs.read(ABC_SHA256).await.unwrap(), b"abc");
+        assert!(blobs.exists(ABC_SHA256).await.unwrap());
+        assert_eq!(sha256_hex(b"abc"), ABC_SHA256);
+    }
+
+    #[tokio::test]
+    async fn content_over_the_limit_is_refused_and_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::new(dir.path()).unwrap();
+        let err = blobs
+            .put_stream(chunks(&[b"abcd", b"efgh"]), 6)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BlobError::TooLarge { limit: 6 }), "{err:?}");
+        assert!(files_under(&dir.path().join("blobs")).is_empty());
+    }
+
+    #[tokio::test]
+    async fn identical_content_is_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::new(dir.path()).unwrap();
+        let a = blobs.put_stream(chunks(&[b"abc"]), 100).await.unwrap();
+        let b = blobs.put_bytes(b"abc").await.unwrap();
+        let c = blobs.put_stream(chunks(&[b"ab", b"c"]), 100).await.unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        assert_eq!(files_under(&dir.path().join("blobs")), vec![a.path]);
+    }
+
+    #[tokio::test]
+    async fn a_malformed_digest_never_touches_the_filesystem() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::new(dir.path()).unwrap();
+        for bad in [
+            "../../etc/passwd",
+            "abc",
+            &"G".repeat(64),
+            &ABC_SHA256.to_uppercase(),
+        ] {
+            assert!(
+                matches!(blobs.path(bad), Err(BlobError::BadDigest(_))),
+                "{bad}"
+            );
+            assert!(matches!(
+                blobs.read(bad).await,
+                Err(BlobError::BadDigest(_))
+            ));
+        }
+        assert!(matches!(
+            blobs.read(ABC_SHA256).await,
+            Err(BlobError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_deleted_blob_is_gone_and_deleting_twice_is_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::new(dir.path()).unwrap();
+        let info = blobs.put_bytes(b"hello").await.unwrap();
+        blobs.delete(&info.sha256).await.unwrap();
+        assert!(!blobs.exists(&info.sha256).await.unwrap());
+        blobs.delete(&info.sha256).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn temp_files_left_by_a_crash_are_swept_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("blobs/tmp")).unwrap();
+        std::fs::write(dir.path().join("blobs/tmp/half"), b"half a file").unwrap();
+        BlobStore::new(dir.path()).unwrap();
+        assert!(files_under(&dir.path().join("blobs")).is_empty());
+    }
+}

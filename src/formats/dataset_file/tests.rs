@@ -1,0 +1,355 @@
+use std::io::Cursor;
+use std::path::PathBuf;
+
+use ndarray::{Array1, Array2, array};
+use ndarray_npy::NpzWriter;
+
+use super::*;
+
+fn options() -> ParseOptions {
+    ParseOptions {
+        filename: None,
+        label_column: None,
+        task: None,
+        max_rows: 1000,
+        max_features: 100,
+    }
+}
+
+struct Upload {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+fn upload(bytes: &[u8]) -> Upload {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("upload");
+    std::fs::write(&path, bytes).unwrap();
+    Upload { _dir: dir, path }
+}
+
+fn parse(bytes: &[u8], options: &ParseOptions) -> Result<ParsedDataset, Invalid> {
+    parse_path(&upload(bytes).path, options)
+}
+
+/// The field and message of the single error.
+fn error(bytes: &[u8], options: &ParseOptions) -> (String, String) {
+    let err = parse(bytes, options).expect_err("should be rejected");
+    assert_eq!(err.0.len(), 1, "{err:?}");
+    (err.0[0].field.clone(), err.0[0].message.clone())
+}
+
+fn npz_bytes(build: impl FnOnce(&mut NpzWriter<Cursor<Vec<u8>>>)) -> Vec<u8> {
+    let mut w = NpzWriter::new(Cursor::new(Vec::new()));
+    build(&mut w);
+    w.finish().unwrap().into_inner()
+}
+
+#[test]
+fn a_csv_with_a_header_becomes_a_dataset_labelled_by_its_last_column() {
+    let parsed = parse(b"a,b,label\n1,2,0\n3.5,-4,1\n0,0,1\n", &options()).unwrap();
+    assert_eq!(parsed.format, DatasetFormat::Csv);
+    assert_eq!(
+        parsed.dataset.x,
+        array![[1.0, 2.0], [3.5, -4.0], [0.0, 0.0]]
+    );
+    assert_eq!(parsed.dataset.y, array![0.0, 1.0, 1.0]);
+    assert_eq!(parsed.dataset.task, Task::Binary);
+    assert_eq!(parsed.dataset.classes, 2);
+    assert_eq!(parsed.label_column.as_deref(), Some("label"));
+    assert_eq!(
+        parsed.feature_names,
+        Some(vec!["a".to_string(), "b".to_string()])
+    );
+}
+
+#[test]
+fn a_named_label_column_may_be_anywhere() {
+    let opts = ParseOptions {
+        label_column: Some("y".into()),
+        ..options()
+    };
+    let parsed = parse(b"y,a,b\n2.5,1,2\n-1,3,4\n", &opts).unwrap();
+    assert_eq!(parsed.dataset.x, array![[1.0, 2.0], [3.0, 4.0]]);
+    assert_eq!(parsed.dataset.y, array![2.5, -1.0]);
+    assert_eq!(parsed.dataset.task, Task::Regression);
+    assert_eq!(parsed.dataset.classes, 0);
+}
+
+#[test]
+fn csv_with_a_ragged_row_is_rejected_naming_the_line() {
+    let (field, msg) = error(
+        b"a,b,c,d,y\n1,2,3,4,0\n1,2,3,4,1\n1,2,3,4,0\n1,2,3,4,1\n1,2,3,4,0\n1,2,3,0\n",
+        &options(),
+    );
+    assert_eq!(field, "file");
+    assert_eq!(msg, "line 7: expected 5 fields, found 4");
+}
+
+#[test]
+fn a_value_that_is_not_a_number_is_rejected_naming_line_and_column() {
+    let (field, msg) = error(b"x1,x2,y\n1,2,0\n1,abc,1\n", &options());
+    assert_eq!(field, "file");
+    assert_eq!(msg, "line 3, column `x2`: `abc` is not a number");
+}
+
+#[test]
+fn nan_and_infinity_are_rejected_in_a_csv() {
+    for bad in ["NaN", "inf", "-Infinity", "1e40"] {
+        let csv = format!("x1,x2,y\n1,2,0\n1,{bad},1\n");
+        let (field, msg) = error(csv.as_bytes(), &options());
+        assert_eq!(field, "file");
+        assert!(
+            msg.starts_with("line 3, column `x2`:") && msg.contains("finite"),
+            "{msg}"
+        );
+    }
+    let (_, msg) = error(b"x1,y\n1,\n", &options());
+    assert_eq!(msg, "line 2, column `y`: the value is empty");
+}
+
+#[test]
+fn an_empty_file_is_rejected() {
+    let (field, msg) = error(b"", &options());
+    assert_eq!(field, "file");
+    assert!(msg.contains("empty"), "{msg}");
+}
+
+#[test]
+fn a_csv_with_only_a_header_is_rejected() {
+    let (field, msg) = error(b"a,b,y\n", &options());
+    assert_eq!(field, "file");
+    assert!(msg.contains("no data rows"), "{msg}");
+}
+
+#[test]
+fn an_unknown_label_column_names_the_label_column_field() {
+    let opts = ParseOptions {
+        label_column: Some("target".into()),
+        ..options()
+    };
+    let (field, msg) = error(b"a,b,y\n1,2,0\n", &opts);
+    assert_eq!(field, "label_column");
+    assert!(msg.contains("`target`") && msg.contains("`y`"), "{msg}");
+}
+
+#[test]
+fn a_csv_with_one_column_has_no_features() {
+    let (field, _) = error(b"y\n1\n2\n", &options());
+    assert_eq!(field, "file");
+}
+
+#[test]
+fn blank_lines_are_skipped_and_lines_are_counted_from_the_header() {
+    let (_, msg) = error(b"a,y\n1,0\n\n2,x\n", &options());
+    assert_eq!(msg, "line 4, column `y`: `x` is not a number");
+}
+
+#[test]
+fn too_many_rows_or_features_name_the_file() {
+    let opts = ParseOptions {
+        max_rows: 2,
+        ..options()
+    };
+    let (field, msg) = error(b"a,y\n1,0\n2,1\n3,0\n", &opts);
+    assert_eq!(field, "file");
+    assert!(msg.contains("more than 2 rows"), "{msg}");
+    let opts = ParseOptions {
+        max_features: 1,
+        ..options()
+    };
+    let (field, msg) = error(b"a,b,y\n1,2,0\n", &opts);
+    assert_eq!(field, "file");
+    assert!(msg.contains("at most 1"), "{msg}");
+}
+
+#[test]
+fn the_task_is_inferred_from_the_labels() {
+    let task = |y: Vec<f32>| infer_task(&Array1::from(y));
+    assert_eq!(task(vec![0.0, 1.0, 1.0]), Task::Binary);
+    assert_eq!(task(vec![0.0, 1.0, 2.0, 2.0]), Task::Multiclass);
+    assert_eq!(task(vec![1.0, 2.0, 3.0]), Task::Multiclass);
+    assert_eq!(task(vec![1.0, 2.0]), Task::Regression);
+    assert_eq!(task(vec![0.5, 1.0, 2.0]), Task::Regression);
+    assert_eq!(task(vec![-1.0, 0.0, 1.0]), Task::Regression);
+    assert_eq!(task(vec![0.0, 1.0, 5000.0]), Task::Regression);
+    assert_eq!(task(vec![3.0, 3.0]), Task::Regression);
+    let parsed = parse(b"a,y\n1,0\n2,4\n3,2\n", &options()).unwrap();
+    assert_eq!(parsed.dataset.task, Task::Multiclass);
+    assert_eq!(parsed.dataset.classes, 5);
+}
+
+#[test]
+fn an_explicit_binary_task_with_labels_one_and_two_names_the_task_field() {
+    let opts = ParseOptions {
+        task: Some(Task::Binary),
+        ..options()
+    };
+    let (field, msg) = error(b"a,y\n1,1\n2,2\n", &opts);
+    assert_eq!(field, "task");
+    assert!(msg.contains("0 or 1"), "{msg}");
+}
+
+#[test]
+fn an_explicit_multiclass_task_needs_non_negative_integer_labels() {
+    let opts = ParseOptions {
+        task: Some(Task::Multiclass),
+        ..options()
+    };
+    let (field, _) = error(b"a,y\n1,0\n2,1.5\n", &opts);
+    assert_eq!(field, "task");
+    let (field, _) = error(b"a,y\n1,0\n2,-1\n", &opts);
+    assert_eq!(field, "task");
+    // Two classes are fine when asked for explicitly.
+    let parsed = parse(b"a,y\n1,0\n2,1\n", &opts).unwrap();
+    assert_eq!(
+        (parsed.dataset.task, parsed.dataset.classes),
+        (Task::Multiclass, 2)
+    );
+}
+
+#[test]
+fn an_explicit_regression_task_keeps_integer_labels_as_numbers() {
+    let opts = ParseOptions {
+        task: Some(Task::Regression),
+        ..options()
+    };
+    let parsed = parse(b"a,y\n1,0\n2,1\n", &opts).unwrap();
+    assert_eq!(
+        (parsed.dataset.task, parsed.dataset.classes),
+        (Task::Regression, 0)
+    );
+}
+
+#[test]
+fn an_npz_with_x_and_y_becomes_a_dataset_whatever_the_dtypes() {
+    let bytes = npz_bytes(|w| {
+        w.add_array("X", &array![[1.0f64, 2.0], [3.0, 4.0], [5.0, 6.0]])
+            .unwrap();
+        w.add_array("y", &array![[0i64], [2], [1]]).unwrap();
+    });
+    let parsed = parse(&bytes, &options()).unwrap();
+    assert_eq!(parsed.format, DatasetFormat::Npz);
+    assert_eq!(
+        parsed.dataset.x,
+        array![[1.0f32, 2.0], [3.0, 4.0], [5.0, 6.0]]
+    );
+    assert_eq!(parsed.dataset.y, array![0.0f32, 2.0, 1.0]);
+    assert_eq!(parsed.dataset.task, Task::Multiclass);
+    assert_eq!(parsed.dataset.classes, 3);
+    assert_eq!(parsed.label_column, None);
+
+    let mut w = NpzWriter::new_compressed(Cursor::new(Vec::new()));
+    w.add_array("x", &array![[1.0f32], [2.0]]).unwrap();
+    w.add_array("y", &array![0u8, 1]).unwrap();
+    let compressed = w.finish().unwrap().into_inner();
+    let parsed = parse(&compressed, &options()).unwrap();
+    assert_eq!(parsed.dataset.task, Task::Binary);
+}
+
+#[test]
+fn a_truncated_npz_is_rejected_naming_the_file() {
+    let bytes = npz_bytes(|w| {
+        w.add_array("x", &Array2::<f32>::zeros((50, 4))).unwrap();
+        w.add_array("y", &Array1::<f32>::zeros(50)).unwrap();
+    });
+    for cut in [bytes.len() / 2, 10, 4] {
+        let (field, msg) = error(&bytes[..cut], &options());
+        assert_eq!(field, "file");
+        assert!(msg.contains("NPZ") || msg.contains("truncated"), "{msg}");
+    }
+    let named = ParseOptions {
+        filename: Some("data.npz".into()),
+        ..options()
+    };
+    let (field, msg) = error(b"not a zip at all", &named);
+    assert_eq!(field, "file");
+    assert!(msg.contains("NPZ"), "{msg}");
+}
+
+#[test]
+fn an_npz_whose_arrays_disagree_on_rows_is_rejected() {
+    let bytes = npz_bytes(|w| {
+        w.add_array("x", &Array2::<f32>::zeros((5, 2))).unwrap();
+        w.add_array("y", &Array1::<f32>::zeros(4)).unwrap();
+    });
+    let (field, msg) = error(&bytes, &options());
+    assert_eq!(field, "file");
+    assert!(msg.contains("5 and 4"), "{msg}");
+}
+
+#[test]
+fn an_npz_without_x_or_with_a_bad_shape_is_rejected() {
+    let bytes = npz_bytes(|w| w.add_array("y", &Array1::<f32>::zeros(4)).unwrap());
+    let (field, msg) = error(&bytes, &options());
+    assert_eq!(field, "file");
+    assert!(msg.contains("`x`"), "{msg}");
+    let bytes = npz_bytes(|w| {
+        w.add_array("x", &Array1::<f32>::zeros(4)).unwrap();
+        w.add_array("y", &Array1::<f32>::zeros(4)).unwrap();
+    });
+    let (field, msg) = error(&bytes, &options());
+    assert_eq!(field, "file");
+    assert!(msg.contains("2 dimensions"), "{msg}");
+}
+
+#[test]
+fn non_finite_values_in_an_npz_are_rejected() {
+    let bytes = npz_bytes(|w| {
+        w.add_array("x", &array![[1.0f32, f32::NAN]]).unwrap();
+        w.add_array("y", &array![1.0f32]).unwrap();
+    });
+    let (field, msg) = error(&bytes, &options());
+    assert_eq!(field, "file");
+    assert!(
+        msg.contains("non-finite") && msg.contains("row 0, column 1"),
+        "{msg}"
+    );
+    let bytes = npz_bytes(|w| {
+        w.add_array("x", &array![[1.0f32]]).unwrap();
+        w.add_array("y", &array![f64::INFINITY]).unwrap();
+    });
+    let (field, _) = error(&bytes, &options());
+    assert_eq!(field, "file");
+}
+
+#[test]
+fn npz_labels_out_of_range_for_the_task_are_rejected() {
+    let bytes = npz_bytes(|w| {
+        w.add_array("x", &Array2::<f32>::zeros((3, 2))).unwrap();
+        w.add_array("y", &array![0i32, 1, 3]).unwrap();
+    });
+    let opts = ParseOptions {
+        task: Some(Task::Binary),
+        ..options()
+    };
+    let (field, msg) = error(&bytes, &opts);
+    assert_eq!(field, "task");
+    assert!(msg.contains("row 3"), "{msg}");
+}
+
+#[test]
+fn label_column_is_refused_for_an_npz() {
+    let bytes = npz_bytes(|w| {
+        w.add_array("x", &Array2::<f32>::zeros((2, 2))).unwrap();
+        w.add_array("y", &array![0i32, 1]).unwrap();
+    });
+    let opts = ParseOptions {
+        label_column: Some("y".into()),
+        ..options()
+    };
+    assert_eq!(error(&bytes, &opts).0, "label_column");
+}
+
+#[test]
+fn the_normalised_form_reads_back_exactly() {
+    let dataset = Dataset {
+        x: array![[1.0f32, 2.5], [-3.0, 4.0]],
+        y: array![0.0f32, 2.0],
+        task: Task::Multiclass,
+        classes: 3,
+    };
+    let bytes = write_npz(&dataset).unwrap();
+    let up = upload(&bytes);
+    assert_eq!(read_npz(&up.path).unwrap(), dataset);
+}

@@ -1,0 +1,228 @@
+//! NPZ datasets (NumPy `savez` / `savez_compressed`): `x` or `X` of shape
+//! `[rows, features]` (f32 or f64) and `y` of shape `[rows]` or `[rows, 1]`
+//! (any real or integer dtype, or bool).
+//!
+//! Also kiln's own normalised form, which the jobs read: `x` f32, `y` f32 and
+//! the task and class count as one-element arrays, written uncompressed.
+
+use std::fs::File;
+use std::io::{BufReader, Cursor, Read, Seek};
+use std::path::Path;
+
+use ndarray::{Array1, Array2, ArrayD, Ix2, IxDyn};
+use ndarray_npy::{
+    NpzReader, NpzWriter, ReadNpyError, ReadNpzError, ReadableElement, WriteNpzError,
+};
+
+use crate::nn::data::{Dataset, Task};
+use crate::validation::Invalid;
+
+fn invalid(message: impl Into<String>) -> Invalid {
+    Invalid::one("file", message)
+}
+
+fn describe(e: &ReadNpzError) -> String {
+    match e {
+        ReadNpzError::Zip(z) => {
+            format!("is not a readable NPZ (zip) archive, or it is truncated: {z}")
+        }
+        ReadNpzError::Npy(ReadNpyError::MissingData) => {
+            "is truncated: an array has fewer values than its shape says".into()
+        }
+        ReadNpzError::Npy(n) => format!("holds an array kiln cannot read: {n}"),
+    }
+}
+
+fn open(path: &Path) -> Result<NpzReader<BufReader<File>>, Invalid> {
+    let file = File::open(path).map_err(|e| invalid(format!("cannot be read: {e}")))?;
+    NpzReader::new(BufReader::new(file)).map_err(|e| invalid(describe(&e)))
+}
+
+/// Reads `name` as any of the supported element types, converting to f32.
+fn read_any<R: Read + Seek>(npz: &mut NpzReader<R>, name: &str) -> Result<ArrayD<f32>, Invalid> {
+    fn attempt<R: Read + Seek, T: ReadableElement + Copy>(
+        npz: &mut NpzReader<R>,
+        name: &str,
+        convert: fn(T) -> f32,
+    ) -> Result<Option<ArrayD<f32>>, Invalid> {
+        match npz.by_name::<ndarray::OwnedRepr<T>, IxDyn>(name) {
+            Ok(a) => Ok(Some(a.mapv(convert))),
+            Err(ReadNpzError::Npy(ReadNpyError::WrongDescriptor(_))) => Ok(None),
+            Err(e) => Err(invalid(format!("array `{name}` {}", describe(&e)))),
+        }
+    }
+    macro_rules! try_types {
+        ($($t:ty),*) => {
+            $(if let Some(a) = attempt::<R, $t>(npz, name, |v| v as f32)? { return Ok(a); })*
+        };
+    }
+    try_types!(f32, f64, i64, i32, i16, i8, u64, u32, u16, u8);
+    if let Some(a) = attempt::<R, bool>(npz, name, |v| f32::from(u8::from(v)))? {
+        return Ok(a);
+    }
+    Err(invalid(format!(
+        "array `{name}` has an unsupported dtype: use float32, float64, an integer type or bool"
+    )))
+}
+
+/// Features and raw labels of an uploaded NPZ. CPU bound: call inside `spawn_blocking`.
+pub fn read_xy(
+    path: &Path,
+    max_rows: usize,
+    max_features: usize,
+) -> Result<(Array2<f32>, Array1<f32>), Invalid> {
+    let mut npz = open(path)?;
+    let names = npz.names().map_err(|e| invalid(describe(&e)))?;
+    let x_name = ["x", "X"]
+        .into_iter()
+        .find(|n| names.iter().any(|m| m == n))
+        .ok_or_else(|| {
+            invalid(format!(
+                "needs an array named `x` (or `X`) for the features; it holds {}",
+                list(&names)
+            ))
+        })?;
+    let y_name = ["y", "Y"]
+        .into_iter()
+        .find(|n| names.iter().any(|m| m == n))
+        .ok_or_else(|| {
+            invalid(format!(
+                "needs an array named `y` for the labels; it holds {}",
+                list(&names)
+            ))
+        })?;
+
+    let x = read_any(&mut npz, x_name)?;
+    let x = match x.ndim() {
+        2 => x
+            .into_dimensionality::<Ix2>()
+            .map_err(|e| invalid(format!("array `{x_name}`: {e}")))?,
+        n => {
+            return Err(invalid(format!(
+                "array `{x_name}` must have 2 dimensions [rows, features]; it has {n} (shape {:?})",
+                x.shape()
+            )));
+        }
+    };
+    let (rows, features) = x.dim();
+    if rows == 0 || features == 0 {
+        return Err(invalid(format!(
+            "array `{x_name}` is empty (shape [{rows}, {features}])"
+        )));
+    }
+    if rows > max_rows {
+        return Err(invalid(format!(
+            "has {rows} rows; at most {max_rows} are accepted"
+        )));
+    }
+    if features > max_features {
+        return Err(invalid(format!(
+            "has {features} features; at most {max_features} are accepted"
+        )));
+    }
+    if let Some(pos) = x.iter().position(|v| !v.is_finite()) {
+        return Err(invalid(format!(
+            "array `{x_name}` holds a non-finite value (NaN or infinity, or a float64 too large for float32) at row {}, column {}",
+            pos / features,
+            pos % features
+        )));
+    }
+
+    let y = read_any(&mut npz, y_name)?;
+    let y_rows = y.shape().first().copied().unwrap_or(0);
+    let y = match y.shape() {
+        [_] => y.into_shape_with_order(y_rows),
+        [_, 1] => y.into_shape_with_order(y_rows),
+        shape => {
+            return Err(invalid(format!(
+                "array `{y_name}` must have shape [rows] or [rows, 1]; it has shape {shape:?}"
+            )));
+        }
+    }
+    .map_err(|e| invalid(format!("array `{y_name}`: {e}")))?;
+    if y_rows != rows {
+        return Err(invalid(format!(
+            "arrays `{x_name}` and `{y_name}` disagree on the number of rows: {rows} and {y_rows}"
+        )));
+    }
+    if let Some(pos) = y.iter().position(|v| !v.is_finite()) {
+        return Err(invalid(format!(
+            "array `{y_name}` holds a non-finite value at row {pos}"
+        )));
+    }
+    Ok((x, y))
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "no arrays".into()
+    } else {
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn task_code(task: Task) -> u8 {
+    match task {
+        Task::Binary => 0,
+        Task::Multiclass => 1,
+        Task::Regression => 2,
+    }
+}
+
+fn task_from_code(code: u8) -> Option<Task> {
+    match code {
+        0 => Some(Task::Binary),
+        1 => Some(Task::Multiclass),
+        2 => Some(Task::Regression),
+        _ => None,
+    }
+}
+
+/// Encodes a checked dataset in kiln's normalised NPZ form. CPU bound: call inside `spawn_blocking`.
+pub fn write_npz(dataset: &Dataset) -> Result<Vec<u8>, WriteNpzError> {
+    let mut npz = NpzWriter::new(Cursor::new(Vec::new()));
+    npz.add_array("x", &dataset.x)?;
+    npz.add_array("y", &dataset.y)?;
+    npz.add_array("task", &Array1::from_elem(1, task_code(dataset.task)))?;
+    npz.add_array("classes", &Array1::from_elem(1, dataset.classes as u64))?;
+    Ok(npz.finish()?.into_inner())
+}
+
+/// Reads a dataset written by [`write_npz`]. CPU bound: call inside `spawn_blocking`.
+pub fn read_npz(path: &Path) -> Result<Dataset, Invalid> {
+    let mut npz = open(path)?;
+    let x: Array2<f32> = npz
+        .by_name("x")
+        .map_err(|e| invalid(format!("array `x` {}", describe(&e))))?;
+    let y: Array1<f32> = npz
+        .by_name("y")
+        .map_err(|e| invalid(format!("array `y` {}", describe(&e))))?;
+    let task: Array1<u8> = npz
+        .by_name("task")
+        .map_err(|e| invalid(format!("array `task` {}", describe(&e))))?;
+    let classes: Array1<u64> = npz
+        .by_name("classes")
+        .map_err(|e| invalid(format!("array `classes` {}", describe(&e))))?;
+    let task = task
+        .first()
+        .copied()
+        .and_then(task_from_code)
+        .ok_or_else(|| invalid("array `task` holds no known task"))?;
+    let classes = classes
+        .first()
+        .copied()
+        .ok_or_else(|| invalid("array `classes` is empty"))? as usize;
+    if x.nrows() != y.len() {
+        return Err(invalid("arrays `x` and `y` disagree on the number of rows"));
+    }
+    Ok(Dataset {
+        x,
+        y,
+        task,
+        classes,
+    })
+}

@@ -1,0 +1,70 @@
+//! Loads a claimed job's inputs: the model file blob and the normalised dataset blobs.
+
+use crate::blobs::BlobStore;
+use crate::formats::dataset_file;
+use crate::formats::model_file::{self, ModelFile};
+use crate::jobs::{JobError, JobInputs};
+use crate::store::{JobRecord, Store};
+
+fn decode_model(bytes: &[u8]) -> Result<ModelFile, JobError> {
+    model_file::decode(bytes)
+        .map_err(|e| JobError::Failed(format!("the model file cannot be read: {e}")))
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> JobError {
+    JobError::Failed(format!("cannot load the {what}: {e}"))
+}
+
+/// Reads the model and datasets a job names. Decoding runs on the blocking pool.
+pub(super) async fn load_inputs(
+    store: Store,
+    blobs: BlobStore,
+    job: JobRecord,
+) -> Result<JobInputs, JobError> {
+    let model = store
+        .get_model(job.model_id)
+        .await
+        .map_err(|e| internal("model", e))?
+        .ok_or_else(|| JobError::Failed(format!("model {} no longer exists", job.model_id)))?;
+    let model_bytes = blobs
+        .read(&model.sha256)
+        .await
+        .map_err(|e| internal("model file", e))?;
+    let dataset_path = |id: uuid::Uuid| {
+        let store = store.clone();
+        let blobs = blobs.clone();
+        async move {
+            let d = store
+                .get_dataset(id)
+                .await
+                .map_err(|e| internal("dataset", e))?
+                .ok_or_else(|| JobError::Failed(format!("dataset {id} no longer exists")))?;
+            blobs
+                .path(&d.data_sha256)
+                .map_err(|e| internal("dataset", e))
+        }
+    };
+    let data = dataset_path(job.dataset_id).await?;
+    let eval = match job.eval_dataset_id {
+        Some(id) => Some(dataset_path(id).await?),
+        None => None,
+    };
+    let params = job.params.0.clone();
+    let model_id = job.model_id;
+    tokio::task::spawn_blocking(move || {
+        let model = decode_model(&model_bytes)?;
+        let dataset = dataset_file::read_npz(&data).map_err(|e| internal("dataset", e))?;
+        let eval_dataset = eval
+            .map(|p| dataset_file::read_npz(&p).map_err(|e| internal("evaluation dataset", e)))
+            .transpose()?;
+        Ok(JobInputs {
+            model,
+            dataset,
+            eval_dataset,
+            params,
+            model_id,
+        })
+    })
+    .await
+    .map_err(|e| internal("inputs", e))?
+}

@@ -1,0 +1,476 @@
+//! The `jobs` table, which is also the queue.
+//!
+//! A worker claims a job with one `UPDATE … RETURNING` statement (SQLite
+//! serialises writers, so that statement is the lock) and from then on every
+//! write it makes is fenced by `WHERE id = ? AND attempts = ? AND status =
+//! 'running'`: once its lease expired and the job was requeued or claimed by
+//! someone else, a late write from the old attempt changes nothing.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::artifacts::{NewArtifactRecord, insert_artifact};
+use super::models::{NewModelRecord, insert_model};
+use super::{ArtifactRecord, ModelRecord, Store, StoreError, duration_ms, now_ms};
+
+/// `queued → running → succeeded | failed | cancelled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub const ALL: &'static [JobStatus] = &[
+        JobStatus::Queued,
+        JobStatus::Running,
+        JobStatus::Succeeded,
+        JobStatus::Failed,
+        JobStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobStatus> {
+        Self::ALL.iter().copied().find(|st| st.as_str() == s)
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled
+        )
+    }
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct JobRecord {
+    pub id: Uuid,
+    /// A [`crate::jobs::JobKind`] name.
+    pub kind: String,
+    /// A [`JobStatus`] name.
+    pub status: String,
+    pub model_id: Uuid,
+    pub dataset_id: Uuid,
+    pub eval_dataset_id: Option<Uuid>,
+    /// The parameters as accepted, defaults filled in.
+    pub params: Json<Value>,
+    /// `0.0..=1.0`.
+    pub progress: f64,
+    /// Claims so far; the attempt number of the current (or last) run.
+    pub attempts: i64,
+    pub max_attempts: i64,
+    /// Unix ms until which the running worker owns the job.
+    pub lease_until: Option<i64>,
+    pub heartbeat_at: Option<i64>,
+    pub cancel_requested: bool,
+    pub error: Option<String>,
+    /// Once succeeded: `{model_id, metrics, before, artifacts}`.
+    pub result: Option<Json<Value>>,
+    pub idempotency_key: Option<String>,
+    /// sha256 of the canonical request, to tell a replay from a different request under the same key.
+    pub request_hash: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+impl JobRecord {
+    pub fn job_status(&self) -> Option<JobStatus> {
+        JobStatus::parse(&self.status)
+    }
+}
+
+/// A job to queue; the store sets status, timestamps and counters.
+#[derive(Debug, Clone)]
+pub struct NewJobRecord {
+    pub id: Uuid,
+    pub kind: String,
+    pub model_id: Uuid,
+    pub dataset_id: Uuid,
+    pub eval_dataset_id: Option<Uuid>,
+    pub params: Value,
+    pub max_attempts: i64,
+    pub idempotency_key: Option<String>,
+    pub request_hash: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum InsertJobOutcome {
+    /// A new job was queued.
+    Created(JobRecord),
+    /// The idempotency key was used before for the same request: that job.
+    Existing(JobRecord),
+    /// The idempotency key was used before for a different request.
+    KeyConflict,
+}
+
+#[derive(Debug, Clone)]
+pub enum CancelOutcome {
+    /// The job was queued and is now `cancelled`.
+    Cancelled(JobRecord),
+    /// The job is running; its worker stops at the next batch.
+    Requested(JobRecord),
+    /// The job had already finished (succeeded, failed or cancelled).
+    AlreadyFinished(JobRecord),
+    NotFound,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatOutcome {
+    /// False when the job is no longer ours (lease expired and requeued, or finished).
+    pub lease_kept: bool,
+    pub cancel_requested: bool,
+}
+
+/// What a successful job leaves behind, written in one transaction.
+#[derive(Debug, Clone)]
+pub struct CompletedJob {
+    pub result: Value,
+    pub model: Option<NewModelRecord>,
+    pub artifacts: Vec<NewArtifactRecord>,
+}
+
+/// Sets a running job whose worker is gone back to `queued`, or `failed` once
+/// its attempts are spent, or `cancelled` if a cancellation was asked for.
+/// `?1` is now; the caller adds the condition choosing the rows.
+const REQUEUE_LOST: &str = "UPDATE jobs SET
+        status = CASE WHEN cancel_requested THEN 'cancelled'
+                      WHEN attempts < max_attempts THEN 'queued'
+                      ELSE 'failed' END,
+        error = CASE WHEN cancel_requested OR attempts < max_attempts THEN error
+                     ELSE 'worker lost ' || attempts || ' times' END,
+        finished_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN ?1 ELSE NULL END,
+        lease_until = NULL
+    WHERE status = 'running'";
+
+impl Store {
+    /// Queues a job, honouring its idempotency key: the same key with the same
+    /// request hash returns the existing job, with another hash `KeyConflict`.
+    pub async fn insert_job(&self, new: NewJobRecord) -> Result<InsertJobOutcome, StoreError> {
+        let inserted: Option<JobRecord> = sqlx::query_as(
+            "INSERT INTO jobs (id, kind, status, model_id, dataset_id, eval_dataset_id, params,
+                               max_attempts, idempotency_key, request_hash, created_at)
+             VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (idempotency_key) DO NOTHING
+             RETURNING *",
+        )
+        .bind(new.id)
+        .bind(new.kind)
+        .bind(new.model_id)
+        .bind(new.dataset_id)
+        .bind(new.eval_dataset_id)
+        .bind(Json(new.params))
+        .bind(new.max_attempts)
+        .bind(new.idempotency_key.clone())
+        .bind(new.request_hash.clone())
+        .bind(now_ms())
+        .fetch_optional(self.pool())
+        .await?;
+        if let Some(job) = inserted {
+            return Ok(InsertJobOutcome::Created(job));
+        }
+        // Only a key conflict makes the insert do nothing.
+        let Some(key) = new.idempotency_key else {
+            return Err(StoreError::Sqlx(sqlx::Error::RowNotFound));
+        };
+        let existing = self
+            .job_by_idempotency_key(&key)
+            .await?
+            .ok_or(StoreError::Sqlx(sqlx::Error::RowNotFound))?;
+        if existing.request_hash == new.request_hash {
+            Ok(InsertJobOutcome::Existing(existing))
+        } else {
+            Ok(InsertJobOutcome::KeyConflict)
+        }
+    }
+
+    pub async fn job_by_idempotency_key(&self, key: &str) -> Result<Option<JobRecord>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT * FROM jobs WHERE idempotency_key = ?")
+                .bind(key)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    pub async fn get_job(&self, id: Uuid) -> Result<Option<JobRecord>, StoreError> {
+        Ok(sqlx::query_as("SELECT * FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// Newest first, optionally only one status and/or kind; `cursor` is the last id of the previous page.
+    pub async fn list_jobs(
+        &self,
+        status: Option<&str>,
+        kind: Option<&str>,
+        limit: u32,
+        cursor: Option<Uuid>,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM jobs
+             WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR id < ?3)
+             ORDER BY id DESC LIMIT ?4",
+        )
+        .bind(status)
+        .bind(kind)
+        .bind(cursor)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Claims the oldest queued job for `lease`, counting an attempt.
+    ///
+    /// SQLite serialises writers, so this one UPDATE is the lock: two workers
+    /// can never claim the same row.
+    pub async fn claim_next(&self, lease: Duration) -> Result<Option<JobRecord>, StoreError> {
+        let now = now_ms();
+        Ok(sqlx::query_as(
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = ?1,
+                             heartbeat_at = ?2, started_at = COALESCE(started_at, ?2)
+             WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1)
+             RETURNING *",
+        )
+        .bind(now.saturating_add(duration_ms(lease)))
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Renews the lease of `attempt` and reports whether a cancellation was asked for.
+    pub async fn heartbeat(
+        &self,
+        id: Uuid,
+        attempt: i64,
+        lease: Duration,
+    ) -> Result<HeartbeatOutcome, StoreError> {
+        let now = now_ms();
+        let cancel: Option<bool> = sqlx::query_scalar(
+            "UPDATE jobs SET lease_until = ?, heartbeat_at = ?
+             WHERE id = ? AND attempts = ? AND status = 'running'
+             RETURNING cancel_requested",
+        )
+        .bind(now.saturating_add(duration_ms(lease)))
+        .bind(now)
+        .bind(id)
+        .bind(attempt)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match cancel {
+            Some(cancel_requested) => HeartbeatOutcome {
+                lease_kept: true,
+                cancel_requested,
+            },
+            None => HeartbeatOutcome {
+                lease_kept: false,
+                cancel_requested: false,
+            },
+        })
+    }
+
+    /// Records progress (clamped to `0..=1`); false when the attempt lost its lease.
+    pub async fn set_progress(
+        &self,
+        id: Uuid,
+        attempt: i64,
+        progress: f64,
+    ) -> Result<bool, StoreError> {
+        let progress = if progress.is_finite() {
+            progress.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let done = sqlx::query(
+            "UPDATE jobs SET progress = ? WHERE id = ? AND attempts = ? AND status = 'running'",
+        )
+        .bind(progress)
+        .bind(id)
+        .bind(attempt)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Marks the job succeeded and registers what it produced, all in one
+    /// transaction fenced by the attempt: if the lease was lost nothing is
+    /// written and `StoreError::LeaseLost` is returned.
+    pub async fn complete(
+        &self,
+        id: Uuid,
+        attempt: i64,
+        done: CompletedJob,
+    ) -> Result<(JobRecord, Option<ModelRecord>, Vec<ArtifactRecord>), StoreError> {
+        // IMMEDIATE takes the write lock now, so the transaction cannot fail later on a lock upgrade.
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let job: Option<JobRecord> = sqlx::query_as(
+            "UPDATE jobs SET status = 'succeeded', result = ?, progress = 1, finished_at = ?,
+                             lease_until = NULL, error = NULL
+             WHERE id = ? AND attempts = ? AND status = 'running'
+             RETURNING *",
+        )
+        .bind(Json(done.result))
+        .bind(now_ms())
+        .bind(id)
+        .bind(attempt)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(job) = job else {
+            tx.rollback().await?;
+            return Err(StoreError::LeaseLost {
+                job_id: id,
+                attempt,
+            });
+        };
+        let model = match done.model {
+            Some(m) => Some(insert_model(&mut *tx, m).await?),
+            None => None,
+        };
+        let mut artifacts = Vec::with_capacity(done.artifacts.len());
+        for a in done.artifacts {
+            artifacts.push(insert_artifact(&mut *tx, id, a).await?);
+        }
+        tx.commit().await?;
+        Ok((job, model, artifacts))
+    }
+
+    /// Marks the attempt failed with `message` (fenced).
+    pub async fn fail(
+        &self,
+        id: Uuid,
+        attempt: i64,
+        message: &str,
+    ) -> Result<JobRecord, StoreError> {
+        self.finish_fenced(id, attempt, "failed", Some(message))
+            .await
+    }
+
+    /// Marks the attempt cancelled (fenced).
+    pub async fn mark_cancelled(&self, id: Uuid, attempt: i64) -> Result<JobRecord, StoreError> {
+        self.finish_fenced(id, attempt, "cancelled", None).await
+    }
+
+    async fn finish_fenced(
+        &self,
+        id: Uuid,
+        attempt: i64,
+        status: &str,
+        error: Option<&str>,
+    ) -> Result<JobRecord, StoreError> {
+        let job: Option<JobRecord> = sqlx::query_as(
+            "UPDATE jobs SET status = ?, error = ?, finished_at = ?, lease_until = NULL
+             WHERE id = ? AND attempts = ? AND status = 'running'
+             RETURNING *",
+        )
+        .bind(status)
+        .bind(error)
+        .bind(now_ms())
+        .bind(id)
+        .bind(attempt)
+        .fetch_optional(self.pool())
+        .await?;
+        job.ok_or(StoreError::LeaseLost {
+            job_id: id,
+            attempt,
+        })
+    }
+
+    /// Gives a running job back to the queue without spending its attempt —
+    /// used when the server stops while the job runs, so it runs again after a
+    /// restart. A job whose cancellation was asked for becomes `cancelled` instead.
+    pub async fn release(&self, id: Uuid, attempt: i64) -> Result<JobRecord, StoreError> {
+        let job: Option<JobRecord> = sqlx::query_as(
+            "UPDATE jobs SET
+                 status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END,
+                 attempts = CASE WHEN cancel_requested THEN attempts ELSE attempts - 1 END,
+                 finished_at = CASE WHEN cancel_requested THEN ? ELSE NULL END,
+                 lease_until = NULL
+             WHERE id = ? AND attempts = ? AND status = 'running'
+             RETURNING *",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .bind(attempt)
+        .fetch_optional(self.pool())
+        .await?;
+        job.ok_or(StoreError::LeaseLost {
+            job_id: id,
+            attempt,
+        })
+    }
+
+    /// Cancels a queued job at once, or asks a running one to stop.
+    pub async fn request_cancel(&self, id: Uuid) -> Result<CancelOutcome, StoreError> {
+        // Every SET expression sees the row as it was, so `status` below is the old status.
+        let job: Option<JobRecord> = sqlx::query_as(
+            "UPDATE jobs SET
+                 status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
+                 finished_at = CASE WHEN status = 'queued' THEN ? ELSE finished_at END,
+                 cancel_requested = 1
+             WHERE id = ? AND status IN ('queued', 'running')
+             RETURNING *",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match job {
+            Some(job) if job.status == "cancelled" => CancelOutcome::Cancelled(job),
+            Some(job) => CancelOutcome::Requested(job),
+            None => match self.get_job(id).await? {
+                Some(job) => CancelOutcome::AlreadyFinished(job),
+                None => CancelOutcome::NotFound,
+            },
+        })
+    }
+
+    /// Running jobs whose lease ended before `now_ms` go back to `queued`
+    /// (or `failed` with "worker lost N times" once their attempts are spent).
+    /// Returns the jobs changed, as they are now.
+    pub async fn requeue_expired(&self, now_ms: i64) -> Result<Vec<JobRecord>, StoreError> {
+        let sql = format!("{REQUEUE_LOST} AND lease_until < ?1 RETURNING *");
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(now_ms)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    /// At start-up every `running` job belongs to a previous process (a data
+    /// directory is used by one kiln process at a time), so none of them has a
+    /// live worker: requeue them at once rather than waiting for their leases.
+    pub async fn requeue_running_at_start(&self) -> Result<Vec<JobRecord>, StoreError> {
+        let sql = format!("{REQUEUE_LOST} RETURNING *");
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(now_ms())
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    /// Test helper and operator aid: moves a job's lease into the past.
+    #[cfg(test)]
+    pub(crate) async fn expire_lease(&self, id: Uuid) -> Result<(), StoreError> {
+        sqlx::query("UPDATE jobs SET lease_until = 0 WHERE id = ?")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
