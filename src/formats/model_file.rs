@@ -14,10 +14,9 @@
 //!
 //! [`decode`] never panics and names every problem with the field `file`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use ndarray::{Array1, Array2};
-use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
 
 use crate::nn::Sequential;
@@ -94,8 +93,6 @@ impl ModelFile {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
-    #[error("could not write the model file: {0}")]
-    Safetensors(#[from] SafeTensorError),
     #[error("could not write the architecture: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -123,15 +120,8 @@ pub fn encode(file: &ModelFile) -> Result<Vec<u8>, EncodeError> {
             ));
         }
     }
-    let mut views = Vec::with_capacity(buffers.len());
-    for (name, shape, bytes) in &buffers {
-        views.push((
-            name.clone(),
-            TensorView::new(Dtype::F32, shape.clone(), bytes)?,
-        ));
-    }
     let meta = &file.meta;
-    let mut md: HashMap<String, String> = meta.extra.clone().into_iter().collect();
+    let mut md: BTreeMap<String, String> = meta.extra.clone();
     md.insert("format".into(), FORMAT.into());
     md.insert("format_version".into(), FORMAT_VERSION.to_string());
     md.insert(
@@ -151,7 +141,42 @@ pub fn encode(file: &ModelFile) -> Result<Vec<u8>, EncodeError> {
         meta.parent_id.clone().unwrap_or_default(),
     );
     md.insert("job_id".into(), meta.job_id.clone().unwrap_or_default());
-    Ok(safetensors::serialize(views, Some(md))?)
+    Ok(write_safetensors(&buffers, &md)?)
+}
+
+/// Writes the standard safetensors layout — 8-byte little-endian header length,
+/// JSON header padded with spaces to a multiple of 8, then the tensor bytes —
+/// with keys in a fixed order, so the same model always gives the same bytes
+/// (and the same sha256). `safetensors::serialize` takes a `HashMap` whose
+/// iteration order changes from run to run.
+fn write_safetensors(
+    tensors: &[(String, Vec<usize>, Vec<u8>)],
+    metadata: &BTreeMap<String, String>,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let mut header = String::from("{\"__metadata__\":");
+    header.push_str(&serde_json::to_string(metadata)?);
+    let mut offset = 0usize;
+    for (name, shape, bytes) in tensors {
+        let end = offset + bytes.len();
+        header.push(',');
+        header.push_str(&serde_json::to_string(name)?);
+        header.push_str(&format!(
+            ":{{\"dtype\":\"F32\",\"shape\":{},\"data_offsets\":[{offset},{end}]}}",
+            serde_json::to_string(shape)?
+        ));
+        offset = end;
+    }
+    header.push('}');
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + header.len() + offset);
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for (_, _, bytes) in tensors {
+        out.extend_from_slice(bytes);
+    }
+    Ok(out)
 }
 
 fn invalid(message: impl Into<String>) -> Invalid {
@@ -347,6 +372,8 @@ fn read_tensor(st: &SafeTensors<'_>, name: &str, shape: &[usize]) -> Result<Vec<
 mod tests {
     use super::*;
     use ndarray::Array2;
+    use safetensors::tensor::TensorView;
+    use std::collections::HashMap;
 
     fn seed_arch() -> Architecture {
         serde_json::from_str(

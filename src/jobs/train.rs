@@ -1,23 +1,391 @@
-//! Placeholder until the tensor core lands.
+//! The train job: fit a model to a dataset and report how good, big and fast it is.
+//!
+//! An untrained model (`meta.trained == false`) starts from a fresh seeded
+//! initialisation (`params.seed`); a trained one is fine-tuned from its weights.
+//! Metrics are computed on `eval_dataset` if given, else on the validation
+//! split, else on the training data; `evaluated_on` says which.
 
-use serde_json::Value;
+use std::time::Instant;
 
-use super::{JobContext, JobError, JobInputs, JobOutput};
+use serde_json::{Value, json};
 
-pub fn run(_inputs: JobInputs, _ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
-    Err(JobError::Failed("not implemented yet".into()))
-}
+use super::params::{self, ValidTrainParams};
+use super::report;
+use super::{DatasetShape, JobContext, JobError, JobInputs, JobLimits, JobOutput, ProducedModel};
+use crate::formats::model_file::{self, ModelFile, ModelMeta};
+use crate::nn::data::{Dataset, Task};
+use crate::nn::evaluation::{self, gather_rows};
+use crate::nn::spec::Architecture;
+use crate::nn::trainer::{FitConfig, FitError, fit};
+use crate::nn::{Sequential, evaluate};
+use crate::validation::Invalid;
 
-pub fn check_placeholder(params: &Value) -> Value {
-    params.clone()
-}
-
+/// Validates train `params` and returns them normalised (defaults filled in).
 pub fn check(
     params: &Value,
-    _architecture: &crate::nn::spec::Architecture,
-    _dataset: &super::DatasetShape,
-    _eval: Option<&super::DatasetShape>,
-    _limits: &super::JobLimits,
-) -> Result<Value, crate::validation::Invalid> {
-    Ok(check_placeholder(params))
+    architecture: &Architecture,
+    dataset: &DatasetShape,
+    eval: Option<&DatasetShape>,
+    limits: &JobLimits,
+) -> Result<Value, Invalid> {
+    params::validate_train(params, architecture, dataset, eval, limits).map(|p| params::to_json(&p))
+}
+
+pub(crate) fn shape_of(d: &Dataset) -> DatasetShape {
+    DatasetShape {
+        rows: d.rows(),
+        features: d.features(),
+        classes: d.classes,
+        task: d.task,
+    }
+}
+
+/// Limits were enforced when the job was accepted; re-checking the stored
+/// params must not fail because configuration changed since.
+pub(crate) const NO_LIMITS: JobLimits = JobLimits {
+    max_epochs: u32::MAX,
+    max_batch_size: usize::MAX,
+};
+
+pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
+    let JobInputs {
+        model: file,
+        dataset,
+        eval_dataset,
+        params: raw_params,
+        model_id,
+    } = inputs;
+    let architecture = file.model.architecture().clone();
+    let p: ValidTrainParams = params::validate_train(
+        &raw_params,
+        &architecture,
+        &shape_of(&dataset),
+        eval_dataset.as_ref().map(shape_of).as_ref(),
+        &NO_LIMITS,
+    )?;
+    let task = dataset.task;
+    let fine_tuning = file.meta.trained;
+    let mut model = if fine_tuning {
+        file.model
+    } else {
+        Sequential::new(&architecture, p.seed)
+    };
+
+    let cfg = FitConfig {
+        epochs: p.epochs,
+        batch_size: p.batch_size,
+        optimizer: p.optimizer.to_config(),
+        schedule: p.lr_schedule,
+        loss: p.loss,
+        regularization: p.regularization,
+        validation_split: p.validation_split,
+        early_stopping: p.early_stopping.as_ref().map(|e| e.to_config()),
+        seed: p.seed,
+        task,
+    };
+
+    let before = fine_tuning.then(|| {
+        let (x, y, _) = evaluation_data(&dataset, eval_dataset.as_ref(), &[]);
+        let ev = evaluate(
+            &model,
+            x.view(),
+            y.view(),
+            task,
+            dataset.classes,
+            p.loss,
+            1024,
+        );
+        let mut m = report::evaluation_metrics(&ev, task == Task::Multiclass);
+        m.extend(report::model_metrics(&model, 0, None));
+        m.remove("size_bytes");
+        m
+    });
+
+    let started = Instant::now();
+    let epochs = p.epochs.max(1) as f64;
+    ctx.set_progress(0.0);
+    let outcome = fit(
+        &mut model,
+        dataset.x.view(),
+        dataset.y.view(),
+        &cfg,
+        &mut |m| {
+            ctx.record_metrics(m.epoch, &m.values);
+            // Training is ~95% of the job; measurement takes the rest.
+            ctx.set_progress(0.95 * m.epoch as f64 / epochs);
+        },
+        &|| ctx.is_cancelled(),
+    )
+    .map_err(|e| match e {
+        FitError::Cancelled => JobError::Cancelled,
+        FitError::Diverged { .. } => JobError::Failed(e.to_string()),
+        FitError::Invalid(msg) => JobError::Invalid(Invalid::one("dataset", msg)),
+    })?;
+    let train_seconds = started.elapsed().as_secs_f64();
+
+    let (x, y, evaluated_on) =
+        evaluation_data(&dataset, eval_dataset.as_ref(), &outcome.validation_rows);
+    let classes = eval_dataset.as_ref().map_or(dataset.classes, |e| e.classes);
+    let ev = evaluation::evaluate(&model, x.view(), y.view(), task, classes, p.loss, 1024);
+    if !ev.loss.is_finite() {
+        return Err(JobError::Failed(format!(
+            "the trained model's loss on the {evaluated_on} data is {}; training diverged",
+            ev.loss
+        )));
+    }
+
+    let mut meta = ModelMeta::new(architecture.clone());
+    meta.trained = true;
+    meta.task = Some(task);
+    meta.parent_id = Some(model_id.to_string());
+    meta.extra = file.meta.extra.clone();
+    let produced = ModelFile { model, meta };
+    let bytes = model_file::encode(&produced)
+        .map_err(|e| JobError::Failed(format!("could not write the trained model: {e}")))?;
+    let speed = report::measure_speed(&produced.model, x.view());
+
+    let mut metrics = report::evaluation_metrics(&ev, task == Task::Multiclass);
+    metrics.extend(report::model_metrics(
+        &produced.model,
+        bytes.len(),
+        Some(speed),
+    ));
+    metrics.insert("evaluated_on".into(), json!(evaluated_on));
+    metrics.insert("epochs_run".into(), json!(outcome.epochs_run));
+    metrics.insert("stopped_early".into(), json!(outcome.stopped_early));
+    if let Some(best) = outcome.best_epoch {
+        metrics.insert("best_epoch".into(), json!(best));
+    }
+    metrics.insert("train_seconds".into(), json!(train_seconds));
+    metrics.insert("fine_tuned".into(), json!(fine_tuning));
+    if let Some(last) = outcome.history.last() {
+        for (k, v) in &last.values {
+            if let Some(n) = serde_json::Number::from_f64(*v) {
+                metrics.insert(format!("final_{k}"), Value::Number(n));
+            }
+        }
+    }
+    ctx.set_progress(1.0);
+
+    let params_count = produced.model.param_count();
+    let nonzero = produced.model.nonzero_params();
+    Ok(JobOutput {
+        model: Some(ProducedModel {
+            name: format!("trained-{}", &model_id.simple().to_string()[..8]),
+            architecture,
+            file: bytes,
+            params: params_count,
+            nonzero_params: nonzero,
+            dtype: "f32".into(),
+        }),
+        metrics,
+        before,
+        artifacts: Vec::new(),
+    })
+}
+
+/// The data metrics are computed on, and its name for `evaluated_on`.
+fn evaluation_data(
+    dataset: &Dataset,
+    eval: Option<&Dataset>,
+    validation_rows: &[usize],
+) -> (ndarray::Array2<f32>, ndarray::Array1<f32>, &'static str) {
+    if let Some(e) = eval {
+        (e.x.clone(), e.y.clone(), "eval_dataset")
+    } else if !validation_rows.is_empty() {
+        let (x, y) = gather_rows(dataset.x.view(), dataset.y.view(), validation_rows);
+        (x, y, "validation_split")
+    } else {
+        (dataset.x.clone(), dataset.y.clone(), "training_data")
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use ndarray::{Array1, Array2};
+    use rand::{RngExt, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use serde_json::json;
+
+    use super::*;
+
+    /// An in-memory [`JobContext`] that records what a job reports.
+    #[derive(Default)]
+    pub(crate) struct TestCtx {
+        pub progress: Mutex<Vec<f64>>,
+        pub metrics: Mutex<Vec<(u32, Vec<(String, f64)>)>>,
+        pub cancel: AtomicBool,
+    }
+
+    impl JobContext for TestCtx {
+        fn set_progress(&self, fraction: f64) {
+            if let Ok(mut p) = self.progress.lock() {
+                p.push(fraction);
+            }
+        }
+        fn record_metrics(&self, step: u32, metrics: &[(&str, f64)]) {
+            if let Ok(mut m) = self.metrics.lock() {
+                m.push((
+                    step,
+                    metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                ));
+            }
+        }
+        fn is_cancelled(&self) -> bool {
+            self.cancel.load(Ordering::Relaxed)
+        }
+    }
+
+    /// Two Gaussian blobs in `features` dimensions, separable along the first feature.
+    pub(crate) fn blobs(rows: usize, features: usize, seed: u64) -> Dataset {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let y = Array1::from_shape_fn(rows, |_| f32::from(rng.random_range(0..2u8)));
+        let x = Array2::from_shape_fn((rows, features), |(i, j)| {
+            let shift = if j == 0 { 2.0 * y[i] - 1.0 } else { 0.0 };
+            shift + rng.random_range(-0.8f32..0.8)
+        });
+        Dataset {
+            x,
+            y,
+            task: Task::Binary,
+            classes: 2,
+        }
+    }
+
+    /// `JobOutput` is not `Debug`, so `expect_err` is not available.
+    fn job_error(r: Result<JobOutput, JobError>, what: &str) -> JobError {
+        match r {
+            Ok(_) => panic!("expected an error: {what}"),
+            Err(e) => e,
+        }
+    }
+
+    pub(crate) fn arch(json: &str) -> Architecture {
+        serde_json::from_str(json).expect("architecture parses")
+    }
+
+    pub(crate) fn small_binary_arch() -> Architecture {
+        arch(
+            r#"{"input_dim": 4, "layers": [{"type": "dense", "units": 8, "activation": "relu"},
+                {"type": "dense", "units": 1, "activation": "sigmoid"}]}"#,
+        )
+    }
+
+    fn inputs(params: Value, eval: Option<Dataset>) -> JobInputs {
+        JobInputs {
+            model: ModelFile::untrained(&small_binary_arch(), 0),
+            dataset: blobs(300, 4, 1),
+            eval_dataset: eval,
+            params,
+            model_id: uuid::Uuid::nil(),
+        }
+    }
+
+    #[test]
+    fn training_produces_a_trained_model_with_lineage_and_the_design_metrics() {
+        let ctx = TestCtx::default();
+        let out = run(inputs(json!({"epochs": 15, "validation_split": 0.2, "optimizer": {"name": "adam", "lr": 0.02}}), None), &ctx)
+            .expect("trains");
+        let m = &out.metrics;
+        for key in [
+            "loss",
+            "accuracy",
+            "precision",
+            "recall",
+            "f1",
+            "auc",
+            "params",
+            "nonzero_params",
+            "size_bytes",
+            "latency_us_b1",
+            "throughput_b1024",
+            "epochs_run",
+            "train_seconds",
+        ] {
+            assert!(m.contains_key(key), "{key} missing from {m:?}");
+        }
+        assert_eq!(m["evaluated_on"], "validation_split");
+        assert_eq!(m["epochs_run"], 15);
+        assert!(m["accuracy"].as_f64().unwrap_or(0.0) > 0.9, "{m:?}");
+        let produced = out.model.expect("a model");
+        assert_eq!(m["size_bytes"], json!(produced.file.len()));
+        let file = model_file::decode(&produced.file).expect("decodes");
+        assert!(file.meta.trained);
+        assert_eq!(
+            file.meta.parent_id.as_deref(),
+            Some(uuid::Uuid::nil().to_string().as_str())
+        );
+        assert_eq!(file.meta.task, Some(Task::Binary));
+
+        let history = ctx.metrics.lock().expect("lock");
+        assert_eq!(history.len(), 15);
+        assert_eq!(history[0].0, 1);
+        let keys: Vec<&str> = history[0].1.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["loss", "accuracy", "val_loss", "val_accuracy"]);
+        let progress = ctx.progress.lock().expect("lock");
+        assert_eq!(progress.last().copied(), Some(1.0));
+    }
+
+    #[test]
+    fn the_same_params_train_the_same_model_twice() {
+        let a = run(inputs(json!({"epochs": 2}), None), &TestCtx::default()).expect("trains");
+        let b = run(inputs(json!({"epochs": 2}), None), &TestCtx::default()).expect("trains");
+        assert_eq!(a.model.expect("model").file, b.model.expect("model").file);
+    }
+
+    #[test]
+    fn metrics_use_the_eval_dataset_when_given_and_fine_tuning_reports_before() {
+        let mut inp = inputs(json!({"epochs": 2}), Some(blobs(50, 4, 9)));
+        inp.model.meta.trained = true;
+        let out = run(inp, &TestCtx::default()).expect("trains");
+        assert_eq!(out.metrics["evaluated_on"], "eval_dataset");
+        assert_eq!(out.metrics["rows"], 50);
+        assert!(
+            out.before
+                .expect("before for fine-tuning")
+                .contains_key("accuracy")
+        );
+    }
+
+    #[test]
+    fn a_cancelled_job_stops_with_cancelled() {
+        let ctx = TestCtx::default();
+        ctx.cancel.store(true, Ordering::Relaxed);
+        let err = job_error(run(inputs(json!({"epochs": 5}), None), &ctx), "cancelled");
+        assert!(matches!(err, JobError::Cancelled), "{err:?}");
+    }
+
+    #[test]
+    fn a_diverging_loss_fails_the_job_with_a_clear_message() {
+        let mut inp = inputs(
+            json!({"epochs": 50, "optimizer": {"name": "sgd", "lr": 10.0}}),
+            None,
+        );
+        inp.model = ModelFile::untrained(
+            &arch(
+                r#"{"input_dim": 4, "layers": [{"type": "dense", "units": 8, "activation": "relu"},
+                    {"type": "dense", "units": 1}]}"#,
+            ),
+            0,
+        );
+        inp.dataset.task = Task::Regression;
+        inp.dataset.classes = 0;
+        inp.dataset.y.mapv_inplace(|v| v * 1e6);
+        let err = job_error(run(inp, &TestCtx::default()), "diverges");
+        match err {
+            JobError::Failed(msg) => assert!(msg.contains("diverged"), "{msg}"),
+            other => panic!("expected Failed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn stored_params_that_no_longer_fit_the_data_are_invalid_not_a_panic() {
+        let mut inp = inputs(json!({}), None);
+        inp.dataset = blobs(30, 7, 1);
+        let err = job_error(run(inp, &TestCtx::default()), "width mismatch");
+        assert!(matches!(err, JobError::Invalid(_)), "{err:?}");
+    }
 }
