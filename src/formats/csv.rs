@@ -5,7 +5,7 @@
 //! "line 7: expected 5 fields, found 4" or "line 3, column `x2`: `abc` is not a number".
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use crate::validation::Invalid;
@@ -25,23 +25,43 @@ fn invalid(message: impl Into<String>) -> Invalid {
     Invalid::one("file", message)
 }
 
-/// Parses a finite f32, or says why the text is not one.
-fn parse_value(text: &str, line: u64, column: &str) -> Result<f32, Invalid> {
+/// Parses a finite f32, or says (after "line N, ") why the text is not one.
+fn parse_value(text: &str, column: &str) -> Result<f32, String> {
     match text.parse::<f32>() {
         Ok(v) if v.is_finite() => Ok(v),
-        Ok(_) => Err(invalid(format!(
-            "line {line}, column `{column}`: `{text}` is not a finite number (NaN and infinities are not accepted)"
-        ))),
-        Err(_) if text.is_empty() => Err(invalid(format!(
-            "line {line}, column `{column}`: the value is empty"
-        ))),
+        Ok(_) => Err(format!(
+            "column `{column}`: `{text}` is not a finite number (NaN and infinities are not accepted)"
+        )),
+        Err(_) if text.is_empty() => Err(format!("column `{column}`: the value is empty")),
         Err(_) => {
             let shown: String = text.chars().take(40).collect();
-            Err(invalid(format!(
-                "line {line}, column `{column}`: `{shown}` is not a number"
-            )))
+            Err(format!("column `{column}`: `{shown}` is not a number"))
         }
     }
+}
+
+/// 1-based line number of the record whose parse began at byte offset `byte`
+/// (the csv crate's position points before any blank lines it skipped).
+fn line_at(path: &Path, byte: u64) -> u64 {
+    let Ok(file) = File::open(path) else { return 0 };
+    let mut newlines = 0u64;
+    let mut reader = BufReader::new(file);
+    let mut prefix = (&mut reader).take(byte);
+    let mut buf = [0u8; 1 << 16];
+    loop {
+        match prefix.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => newlines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64,
+        }
+    }
+    for b in reader.bytes() {
+        match b {
+            Ok(b'\n') => newlines += 1,
+            Ok(b'\r') => {}
+            _ => break,
+        }
+    }
+    newlines + 1
 }
 
 /// Reads the CSV at `path`. CPU and I/O bound: call inside `spawn_blocking`.
@@ -116,14 +136,17 @@ pub fn read_csv(
             Ok(false) => break,
             Err(e) => return Err(csv_error(&e)),
         }
-        let line = record.position().map_or(0, |p| p.line());
+        // The csv crate does not count blank lines, so the line of an error is
+        // recomputed from the record's byte offset (only when there is an error).
+        let line = || line_at(path, record.position().map_or(0, |p| p.byte()));
         // A blank line reads as one empty field; skip it rather than call it ragged.
         if record.len() == 1 && record[0].is_empty() {
             continue;
         }
         if record.len() != width {
             return Err(invalid(format!(
-                "line {line}: expected {width} fields, found {}",
+                "line {}: expected {width} fields, found {}",
+                line(),
                 record.len()
             )));
         }
@@ -131,7 +154,8 @@ pub fn read_csv(
             return Err(invalid(format!("has more than {max_rows} rows")));
         }
         for (i, text) in record.iter().enumerate() {
-            let v = parse_value(text, line, &names[i])?;
+            let v = parse_value(text, &names[i])
+                .map_err(|m| invalid(format!("line {}, {m}", line())))?;
             if i == label_index {
                 y.push(v);
             } else {

@@ -463,14 +463,4 @@ impl Store {
             .fetch_all(self.pool())
             .await?)
     }
-
-    /// Test helper and operator aid: moves a job's lease into the past.
-    #[cfg(test)]
-    pub(crate) async fn expire_lease(&self, id: Uuid) -> Result<(), StoreError> {
-        sqlx::query("UPDATE jobs SET lease_until = 0 WHERE id = ?")
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
 }
