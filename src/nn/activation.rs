@@ -104,16 +104,13 @@ pub fn backward(
 ) {
     match act {
         Activation::Linear => {}
-        Activation::Relu => Zip::from(&mut g).and(&z).for_each(|g, &z| {
-            if z <= 0.0 {
-                *g = 0.0;
-            }
-        }),
-        Activation::LeakyRelu => Zip::from(&mut g).and(&z).for_each(|g, &z| {
-            if z <= 0.0 {
-                *g *= LEAKY_RELU_SLOPE;
-            }
-        }),
+        // Branch-free selects so the loops vectorise.
+        Activation::Relu => Zip::from(&mut g)
+            .and(&z)
+            .for_each(|g, &z| *g = if z > 0.0 { *g } else { 0.0 }),
+        Activation::LeakyRelu => Zip::from(&mut g)
+            .and(&z)
+            .for_each(|g, &z| *g *= if z > 0.0 { 1.0 } else { LEAKY_RELU_SLOPE }),
         Activation::Sigmoid => Zip::from(&mut g)
             .and(&a)
             .for_each(|g, &a| *g *= a * (1.0 - a)),

@@ -11,6 +11,9 @@ use super::activation::{self, Activation};
 use super::init;
 use super::param::Param;
 
+/// Batches up to this many rows use the row-by-row product in [`Dense::linear_into`].
+const SMALL_BATCH: usize = 4;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dense {
     pub weight: Param,
@@ -46,9 +49,41 @@ impl Dense {
 
     /// `z ← x · W + b` into a preallocated `z: [batch, units]`.
     pub fn linear_into(&self, x: ArrayView2<f32>, mut z: ArrayViewMut2<f32>) {
-        general_mat_mul(1.0, &x, &self.weight.value, 0.0, &mut z);
+        self.matmul_into(x, z.view_mut());
         if let Some(b) = &self.bias {
             z += &b.value;
+        }
+    }
+
+    /// `z ← x · W`. A few rows go through row-by-row AXPYs over the contiguous
+    /// rows of `W`: the GEMM would spend longer packing `W` than multiplying.
+    fn matmul_into(&self, x: ArrayView2<f32>, mut z: ArrayViewMut2<f32>) {
+        let w = &self.weight.value;
+        if x.nrows() <= SMALL_BATCH {
+            for (x_row, mut z_row) in x.axis_iter(Axis(0)).zip(z.axis_iter_mut(Axis(0))) {
+                z_row.fill(0.0);
+                if let Some(zs) = z_row.as_slice_mut() {
+                    for (&xk, w_row) in x_row.iter().zip(w.axis_iter(Axis(0))) {
+                        if xk == 0.0 {
+                            continue;
+                        }
+                        match w_row.as_slice() {
+                            Some(ws) => zs.iter_mut().zip(ws).for_each(|(z, &w)| *z += xk * w),
+                            None => zs.iter_mut().zip(w_row).for_each(|(z, &w)| *z += xk * w),
+                        }
+                    }
+                } else {
+                    general_mat_mul(
+                        1.0,
+                        &x_row.insert_axis(Axis(0)),
+                        w,
+                        0.0,
+                        &mut z_row.insert_axis(Axis(0)),
+                    );
+                }
+            }
+        } else {
+            general_mat_mul(1.0, &x, w, 0.0, &mut z);
         }
     }
 
@@ -59,7 +94,7 @@ impl Dense {
         mut z: ArrayViewMut2<f32>,
         mut a: ArrayViewMut2<f32>,
     ) {
-        general_mat_mul(1.0, &x, &self.weight.value, 0.0, &mut z);
+        self.matmul_into(x, z.view_mut());
         let act = self.activation;
         match (&self.bias, act) {
             (Some(b), Activation::Softmax | Activation::Linear) => {
@@ -168,6 +203,20 @@ mod tests {
                 xm[(r_, c)] -= eps;
                 let num = (loss(&layer, &xp) - loss(&layer, &xm)) / (2.0 * eps as f64);
                 assert!((num - dx[(r_, c)] as f64).abs() < tol, "x[{r_},{c}]");
+            }
+        }
+    }
+
+    #[test]
+    fn the_small_batch_product_agrees_with_the_gemm_path() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let layer = Dense::new(37, 11, Activation::Linear, true, &mut rng);
+        let x = Array2::from_shape_fn((9, 37), |(i, j)| ((i * 37 + j) % 13) as f32 * 0.1 - 0.6);
+        let big = layer.forward(x.view()); // 9 rows: GEMM
+        for r in 0..9 {
+            let one = layer.forward(x.slice(ndarray::s![r..r + 1, ..])); // 1 row: AXPY path
+            for (a, b) in one.row(0).iter().zip(big.row(r)) {
+                assert!((a - b).abs() < 1e-5, "row {r}: {a} vs {b}");
             }
         }
     }

@@ -404,7 +404,12 @@ impl Workspace {
     /// Copies rows `idx` of `x` and `y` into the batch buffers.
     pub fn gather(&mut self, x: ArrayView2<f32>, y: ndarray::ArrayView1<f32>, idx: &[usize]) {
         for (r, &i) in idx.iter().enumerate() {
-            self.x.row_mut(r).assign(&x.row(i));
+            let src = x.row(i);
+            let mut dst = self.x.row_mut(r);
+            match (src.as_slice(), dst.as_slice_mut()) {
+                (Some(s), Some(d)) => d.copy_from_slice(s),
+                _ => dst.assign(&src),
+            }
             self.y[r] = y[i];
         }
     }
