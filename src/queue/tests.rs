@@ -331,3 +331,95 @@ async fn a_job_left_running_by_a_crashed_process_is_requeued_at_start() {
     assert_eq!((job.status.as_str(), job.attempts), ("succeeded", 2));
     q.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_production_executor_loads_the_model_and_dataset_blobs_and_runs_an_evaluate_job() {
+    use crate::formats::{dataset_file, model_file};
+    use crate::nn::data::{Dataset, Task};
+
+    let env = env().await;
+    let file = model_file::ModelFile::untrained(&architecture(), 7);
+    let model_blob = env
+        .blobs
+        .put_bytes(&model_file::encode(&file).unwrap())
+        .await
+        .unwrap();
+    let model = env
+        .store
+        .insert_model(crate::store::NewModelRecord {
+            id: Uuid::now_v7(),
+            name: "untrained".into(),
+            architecture: architecture(),
+            params: 3,
+            nonzero_params: 3,
+            size_bytes: model_blob.size_bytes as i64,
+            dtype: "f32".into(),
+            sha256: model_blob.sha256,
+            trained: false,
+            parent_id: None,
+            job_id: None,
+            task: None,
+        })
+        .await
+        .unwrap();
+    let data = Dataset {
+        x: ndarray::array![[0.0f32, 1.0], [1.0, 0.0], [0.5, 0.5], [1.0, 1.0]],
+        y: ndarray::array![0.0f32, 1.0, 0.0, 1.0],
+        task: Task::Binary,
+        classes: 2,
+    };
+    let data_blob = env
+        .blobs
+        .put_bytes(&dataset_file::write_npz(&data).unwrap())
+        .await
+        .unwrap();
+    let dataset = env
+        .store
+        .insert_dataset(crate::store::NewDatasetRecord {
+            id: Uuid::now_v7(),
+            name: "d".into(),
+            format: "csv".into(),
+            task: "binary".into(),
+            rows: 4,
+            features: 2,
+            classes: 2,
+            label_column: None,
+            sha256: data_blob.sha256.clone(),
+            size_bytes: 10,
+            data_sha256: data_blob.sha256,
+            feature_names: None,
+        })
+        .await
+        .unwrap();
+    let InsertJobOutcome::Created(job) = env
+        .store
+        .insert_job(NewJobRecord {
+            id: Uuid::now_v7(),
+            kind: "evaluate".into(),
+            model_id: model.id,
+            dataset_id: dataset.id,
+            eval_dataset_id: None,
+            params: json!({}),
+            max_attempts: 3,
+            idempotency_key: None,
+            request_hash: None,
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("created")
+    };
+    let q = Queue::start_with(
+        env.store.clone(),
+        env.blobs.clone(),
+        config(1),
+        KilnExecutor,
+    )
+    .await
+    .unwrap();
+    let done = env.finished(job.id).await;
+    assert_eq!(done.status, "succeeded", "{:?}", done.error);
+    let result = done.result.unwrap().0;
+    assert!(result["metrics"]["accuracy"].is_number(), "{result}");
+    q.shutdown().await;
+}
