@@ -184,12 +184,15 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
     })
 }
 
+/// Features, targets and the name reported as `evaluated_on`.
+type EvaluationData = (ndarray::Array2<f32>, ndarray::Array1<f32>, &'static str);
+
 /// The data metrics are computed on, and its name for `evaluated_on`.
 fn evaluation_data(
     dataset: &Dataset,
     eval: Option<&Dataset>,
     validation_rows: &[usize],
-) -> (ndarray::Array2<f32>, ndarray::Array1<f32>, &'static str) {
+) -> EvaluationData {
     if let Some(e) = eval {
         (e.x.clone(), e.y.clone(), "eval_dataset")
     } else if !validation_rows.is_empty() {
@@ -212,11 +215,14 @@ pub(crate) mod tests {
 
     use super::*;
 
+    /// One `record_metrics` call: the epoch and its named values.
+    pub(crate) type MetricsRow = (u32, Vec<(String, f64)>);
+
     /// An in-memory [`JobContext`] that records what a job reports.
     #[derive(Default)]
     pub(crate) struct TestCtx {
         pub progress: Mutex<Vec<f64>>,
-        pub metrics: Mutex<Vec<(u32, Vec<(String, f64)>)>>,
+        pub metrics: Mutex<Vec<MetricsRow>>,
         pub cancel: AtomicBool,
     }
 

@@ -16,7 +16,7 @@ pub fn shuffle(idx: &mut [usize], rng: &mut ChaCha8Rng) {
 
 /// Number of validation rows for `rows` and a `fraction` in `[0, 1)`: `⌊rows·fraction⌋`.
 pub fn validation_rows(rows: usize, fraction: f64) -> usize {
-    if !(fraction > 0.0) {
+    if fraction.is_nan() || fraction <= 0.0 {
         return 0;
     }
     ((rows as f64 * fraction).floor() as usize).min(rows)

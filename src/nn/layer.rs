@@ -3,6 +3,8 @@
 use super::dense::Dense;
 use super::dropout::Dropout;
 
+/// A network holds a handful of layers, so the size gap between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Layer {
     Dense(Dense),

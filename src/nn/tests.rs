@@ -275,7 +275,7 @@ fn regression_epochs_report_mse_and_validation_metrics() {
             {"type": "dense", "units": 1}]}"#,
     );
     let (x, _) = xor(300, 3);
-    let y = x.column(0).mapv(|v| 2.0 * v) + &x.column(1);
+    let y = x.column(0).mapv(|v| 2.0 * v) + x.column(1);
     let mut model = Sequential::new(&a, 2);
     let mut cfg = xor_config(40, 2);
     cfg.task = Task::Regression;
