@@ -520,6 +520,10 @@ async fn run_job<E: JobExecutor>(
         tokio::select! {
             r = &mut compute => break r,
             _ = beat.tick() => {
+                // A job claimed just as shutdown began may have missed its snapshot.
+                if *shared.stop.borrow() {
+                    control.stop(StopReason::Shutdown);
+                }
                 if started.elapsed() > shared.config.job_wall_time {
                     control.stop(StopReason::WallTime);
                 }
