@@ -63,10 +63,17 @@ pub struct Overrides {
 #[error("configuration: {0}")]
 pub struct ConfigError(#[from] config::ConfigError);
 
+/// `KILN_LISTEN` for top-level keys, `KILN_LIMITS__MAX_EPOCHS` for nested ones.
+fn environment() -> Environment {
+    Environment::with_prefix("KILN")
+        .prefix_separator("_")
+        .separator("__")
+}
+
 impl Settings {
     /// Loads the layered configuration from the process environment.
     pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
-        Self::load_from(overrides, Environment::with_prefix("KILN").separator("__"))
+        Self::load_from(overrides, environment())
     }
 
     /// The defaults alone, as tests start from.
@@ -78,8 +85,7 @@ impl Settings {
     }
 
     fn load_from(overrides: &Overrides, env: Environment) -> Result<Self, ConfigError> {
-        let mut builder =
-            Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
         if let Some(path) = &overrides.config_file {
             builder = builder.add_source(File::from(path.as_path()).required(true));
         }
@@ -134,9 +140,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Environment::with_prefix("KILN")
-            .separator("__")
-            .source(Some(map))
+        environment().source(Some(map))
     }
 
     #[test]

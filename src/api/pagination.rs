@@ -1,0 +1,119 @@
+//! `limit` and `cursor` query parameters, and the page envelope every list answers with.
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::validation::{Checker, Invalid};
+
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 200;
+
+/// A checked page request: ids are UUID v7, so "older than the cursor" is "id below it".
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest {
+    pub limit: u32,
+    pub cursor: Option<Uuid>,
+}
+
+impl PageRequest {
+    /// Parses the raw query values, naming `limit` or `cursor` when they are wrong.
+    pub fn parse(limit: Option<&str>, cursor: Option<&str>) -> Result<Self, Invalid> {
+        let mut c = Checker::new();
+        let limit = match limit {
+            None => DEFAULT_LIMIT,
+            Some(raw) => match raw.parse::<u32>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    c.push(
+                        "limit",
+                        format!("must be a whole number from 1 to {MAX_LIMIT}"),
+                    );
+                    DEFAULT_LIMIT
+                }
+            },
+        };
+        let cursor = match cursor.filter(|s| !s.is_empty()) {
+            None => None,
+            Some(raw) => match Uuid::parse_str(raw) {
+                Ok(id) => Some(id),
+                Err(_) => {
+                    c.push("cursor", "must be the next_cursor of a previous page");
+                    None
+                }
+            },
+        };
+        c.finish(PageRequest { limit, cursor })
+    }
+}
+
+/// `{"items": [...], "next_cursor": "…" | null}`, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next (older) page; null on the last page.
+    pub next_cursor: Option<Uuid>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from up to `limit + 1` rows fetched newest first; the extra row only says
+    /// whether another page exists.
+    pub fn from_rows<R>(
+        mut rows: Vec<R>,
+        limit: u32,
+        id: impl Fn(&R) -> Uuid,
+        view: impl Fn(R) -> T,
+    ) -> Self {
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next_cursor = if more { rows.last().map(&id) } else { None };
+        Page {
+            items: rows.into_iter().map(view).collect(),
+            next_cursor,
+        }
+    }
+}
+
+/// RFC 3339 rendering of the store's unix-millisecond timestamps.
+pub fn timestamp(ms: i64) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_limit_out_of_range_and_a_bad_cursor_name_their_fields() {
+        let err = PageRequest::parse(Some("0"), Some("nope")).expect_err("rejected");
+        let fields: Vec<_> = err.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["limit", "cursor"]);
+        assert!(PageRequest::parse(Some("201"), None).is_err());
+        assert_eq!(
+            PageRequest::parse(None, None).expect("defaults").limit,
+            DEFAULT_LIMIT
+        );
+    }
+
+    #[test]
+    fn a_page_with_an_extra_row_points_at_its_last_item() {
+        let ids: Vec<Uuid> = (0..4).map(|_| Uuid::now_v7()).collect();
+        let page = Page::from_rows(ids.clone(), 3, |id| *id, |id| id);
+        assert_eq!(page.items.len(), 3);
+        assert_eq!(page.next_cursor, Some(ids[2]));
+        let last = Page::from_rows(ids[..2].to_vec(), 3, |id| *id, |id| id);
+        assert_eq!(last.next_cursor, None);
+    }
+
+    #[test]
+    fn timestamps_render_as_rfc3339_utc() {
+        assert_eq!(timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(timestamp(1_500), "1970-01-01T00:00:01.5Z");
+    }
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests against a real server on an ephemeral port with a temp data
+//! directory. One binary for all of them keeps link times down.
+
+mod bad_input;
+mod helpers;
+mod jobs;
+mod restart;
+mod workflow;
