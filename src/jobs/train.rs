@@ -85,11 +85,11 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
     };
 
     let before = fine_tuning.then(|| {
-        let (x, y, _) = evaluation_data(&dataset, eval_dataset.as_ref(), &[]);
+        let data = EvaluationData::choose(&dataset, eval_dataset.as_ref(), &[]);
         let ev = evaluate(
             &model,
-            x.view(),
-            y.view(),
+            data.x(),
+            data.y(),
             task,
             dataset.classes,
             p.loss,
@@ -123,10 +123,10 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
     })?;
     let train_seconds = started.elapsed().as_secs_f64();
 
-    let (x, y, evaluated_on) =
-        evaluation_data(&dataset, eval_dataset.as_ref(), &outcome.validation_rows);
+    let data = EvaluationData::choose(&dataset, eval_dataset.as_ref(), &outcome.validation_rows);
+    let evaluated_on = data.name();
     let classes = eval_dataset.as_ref().map_or(dataset.classes, |e| e.classes);
-    let ev = evaluation::evaluate(&model, x.view(), y.view(), task, classes, p.loss, 1024);
+    let ev = evaluation::evaluate(&model, data.x(), data.y(), task, classes, p.loss, 1024);
     if !ev.loss.is_finite() {
         return Err(JobError::Failed(format!(
             "the trained model's loss on the {evaluated_on} data is {}; training diverged",
@@ -142,7 +142,7 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
     let produced = ModelFile { model, meta };
     let bytes = model_file::encode(&produced)
         .map_err(|e| JobError::Failed(format!("could not write the trained model: {e}")))?;
-    let speed = report::measure_speed(&produced.model, x.view());
+    let speed = report::measure_speed(&produced.model, data.x());
 
     let mut metrics = report::evaluation_metrics(&ev, task == Task::Multiclass);
     metrics.extend(report::model_metrics(
@@ -184,22 +184,44 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
     })
 }
 
-/// Features, targets and the name reported as `evaluated_on`.
-type EvaluationData = (ndarray::Array2<f32>, ndarray::Array1<f32>, &'static str);
+/// The rows metrics are computed on: borrowed from a dataset, or gathered validation rows.
+enum EvaluationData<'a> {
+    Borrowed(&'a Dataset, &'static str),
+    Gathered(ndarray::Array2<f32>, ndarray::Array1<f32>),
+}
 
-/// The data metrics are computed on, and its name for `evaluated_on`.
-fn evaluation_data(
-    dataset: &Dataset,
-    eval: Option<&Dataset>,
-    validation_rows: &[usize],
-) -> EvaluationData {
-    if let Some(e) = eval {
-        (e.x.clone(), e.y.clone(), "eval_dataset")
-    } else if !validation_rows.is_empty() {
-        let (x, y) = gather_rows(dataset.x.view(), dataset.y.view(), validation_rows);
-        (x, y, "validation_split")
-    } else {
-        (dataset.x.clone(), dataset.y.clone(), "training_data")
+impl<'a> EvaluationData<'a> {
+    /// `eval_dataset` if given, else the validation rows if any, else the training data.
+    fn choose(dataset: &'a Dataset, eval: Option<&'a Dataset>, validation_rows: &[usize]) -> Self {
+        if let Some(e) = eval {
+            Self::Borrowed(e, "eval_dataset")
+        } else if !validation_rows.is_empty() {
+            let (x, y) = gather_rows(dataset.x.view(), dataset.y.view(), validation_rows);
+            Self::Gathered(x, y)
+        } else {
+            Self::Borrowed(dataset, "training_data")
+        }
+    }
+
+    fn x(&self) -> ndarray::ArrayView2<'_, f32> {
+        match self {
+            Self::Borrowed(d, _) => d.x.view(),
+            Self::Gathered(x, _) => x.view(),
+        }
+    }
+
+    fn y(&self) -> ndarray::ArrayView1<'_, f32> {
+        match self {
+            Self::Borrowed(d, _) => d.y.view(),
+            Self::Gathered(_, y) => y.view(),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Borrowed(_, name) => name,
+            Self::Gathered(..) => "validation_split",
+        }
     }
 }
 
