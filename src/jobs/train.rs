@@ -138,7 +138,6 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
     meta.trained = true;
     meta.task = Some(task);
     meta.parent_id = Some(model_id.to_string());
-    meta.extra = file.meta.extra.clone();
     let produced = ModelFile { model, meta };
     let bytes = model_file::encode(&produced)
         .map_err(|e| JobError::Failed(format!("could not write the trained model: {e}")))?;
