@@ -38,6 +38,84 @@ fn open(path: &Path) -> Result<NpzReader<BufReader<File>>, Invalid> {
     NpzReader::new(BufReader::new(file)).map_err(|e| invalid(describe(&e)))
 }
 
+/// Most values (`rows × features`) an uploaded feature array may hold: 1 GiB as f32,
+/// about what the largest CSV within the upload limit could hold.
+pub const MAX_VALUES: usize = 1 << 28;
+
+/// Shapes of arrays in an uploaded NPZ, read from the npy headers alone.
+///
+/// ndarray-npy allocates whatever a header claims before reading any data, so
+/// a few hundred bytes could ask for terabytes and abort the process; every
+/// shape is checked against the limits before a single value is read.
+struct Headers {
+    archive: zip::ZipArchive<BufReader<File>>,
+}
+
+impl Headers {
+    fn open(path: &Path) -> Result<Self, Invalid> {
+        let file = File::open(path).map_err(|e| invalid(format!("cannot be read: {e}")))?;
+        let archive = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| {
+            invalid(format!(
+                "is not a readable NPZ (zip) archive, or it is truncated: {e}"
+            ))
+        })?;
+        Ok(Headers { archive })
+    }
+
+    fn shape(&mut self, name: &str) -> Result<Vec<usize>, Invalid> {
+        let entry = if self.archive.index_for_name(name).is_some() {
+            name.to_string()
+        } else {
+            format!("{name}.npy")
+        };
+        let file = self
+            .archive
+            .by_name(&entry)
+            .map_err(|e| invalid(format!("array `{name}` cannot be read: {e}")))?;
+        npy_shape(file).map_err(|m| invalid(format!("array `{name}` {m}")))
+    }
+}
+
+/// The `shape` of an npy stream's header.
+fn npy_shape(mut r: impl Read) -> Result<Vec<usize>, String> {
+    let truncated = |_| "is truncated or not an npy array".to_string();
+    let mut magic = [0u8; 8];
+    r.read_exact(&mut magic).map_err(truncated)?;
+    if &magic[..6] != b"\x93NUMPY" {
+        return Err("is not an npy array".into());
+    }
+    let header_len = if magic[6] == 1 {
+        let mut n = [0u8; 2];
+        r.read_exact(&mut n).map_err(truncated)?;
+        usize::from(u16::from_le_bytes(n))
+    } else {
+        let mut n = [0u8; 4];
+        r.read_exact(&mut n).map_err(truncated)?;
+        u32::from_le_bytes(n) as usize
+    };
+    if header_len > 1 << 16 {
+        return Err("has an implausibly long npy header".into());
+    }
+    let mut header = vec![0u8; header_len];
+    r.read_exact(&mut header).map_err(truncated)?;
+    let header = String::from_utf8_lossy(&header);
+    let bad = || {
+        format!(
+            "has an npy header without a readable shape: {}",
+            header.trim()
+        )
+    };
+    let after = header.find("'shape'").ok_or_else(bad)?;
+    let open = after + header[after..].find('(').ok_or_else(bad)?;
+    let close = open + header[open..].find(')').ok_or_else(bad)?;
+    header[open + 1..close]
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| d.trim_end_matches('L').parse::<usize>().map_err(|_| bad()))
+        .collect()
+}
+
 /// Reads `name` as any of the supported element types, converting to f32.
 fn read_any<R: Read + Seek>(npz: &mut NpzReader<R>, name: &str) -> Result<ArrayD<f32>, Invalid> {
     fn attempt<R: Read + Seek, T: ReadableElement + Copy>(
@@ -91,6 +169,44 @@ pub fn read_xy(
                 list(&names)
             ))
         })?;
+
+    // Check every shape before reading (and allocating for) any data.
+    let mut headers = Headers::open(path)?;
+    let x_shape = headers.shape(x_name)?;
+    let y_shape = headers.shape(y_name)?;
+    if let [rows, features] = x_shape[..] {
+        if rows > max_rows {
+            return Err(invalid(format!(
+                "has {rows} rows; at most {max_rows} are accepted"
+            )));
+        }
+        if features > max_features {
+            return Err(invalid(format!(
+                "has {features} features; at most {max_features} are accepted"
+            )));
+        }
+        if rows.checked_mul(features).is_none_or(|n| n > MAX_VALUES) {
+            return Err(invalid(format!(
+                "array `{x_name}` has {rows} × {features} values; at most {MAX_VALUES} are accepted"
+            )));
+        }
+        let y_rows = y_shape.first().copied().unwrap_or(0);
+        if matches!(y_shape[..], [_] | [_, 1]) && y_rows != rows {
+            return Err(invalid(format!(
+                "arrays `{x_name}` and `{y_name}` disagree on the number of rows: {rows} and {y_rows}"
+            )));
+        }
+        if y_shape.len() > 2 || y_shape.iter().skip(1).any(|&d| d != 1) {
+            return Err(invalid(format!(
+                "array `{y_name}` must have shape [rows] or [rows, 1]; it has shape {y_shape:?}"
+            )));
+        }
+    } else {
+        return Err(invalid(format!(
+            "array `{x_name}` must have 2 dimensions [rows, features]; it has {} (shape {x_shape:?})",
+            x_shape.len()
+        )));
+    }
 
     let x = read_any(&mut npz, x_name)?;
     let x = match x.ndim() {

@@ -353,3 +353,39 @@ fn the_normalised_form_reads_back_exactly() {
     let up = upload(&bytes);
     assert_eq!(read_npz(&up.path).unwrap(), dataset);
 }
+
+#[test]
+fn an_npz_header_claiming_an_absurd_shape_is_rejected_before_anything_is_allocated() {
+    use std::io::Write;
+    let npy = |shape: &str| {
+        let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(&[0u8; 16]);
+        out
+    };
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file("x.npy", stored).unwrap();
+    zip.write_all(&npy("(4000000000000, 3)")).unwrap();
+    zip.start_file("y.npy", stored).unwrap();
+    zip.write_all(&npy("(4000000000000,)")).unwrap();
+    let bytes = zip.finish().unwrap().into_inner();
+    let opts = ParseOptions {
+        max_rows: usize::MAX,
+        max_features: usize::MAX,
+        ..options()
+    };
+    let (field, msg) = error(&bytes, &opts);
+    assert_eq!(field, "file");
+    assert!(msg.contains("at most"), "{msg}");
+    let (field, msg) = error(&bytes, &options());
+    assert_eq!(field, "file");
+    assert!(msg.contains("rows; at most 1000"), "{msg}");
+}
