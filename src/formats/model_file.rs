@@ -560,4 +560,23 @@ mod tests {
         let bad_trained = [md[0], md[1], md[2], ("trained", "yes")];
         assert!(message(&with(good, &bad_trained)).contains("trained"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            // Random bytes are never a model file; the answer is an error naming the file.
+            let err = decode(&bytes).expect_err("random bytes are not a kiln model");
+            proptest::prop_assert!(err.0.iter().all(|fe| fe.field == "file"));
+        }
+
+        #[test]
+        fn decoding_a_model_file_with_any_byte_changed_never_panics(pos in 0usize..4096, byte in proptest::prelude::any::<u8>()) {
+            let mut bytes = encode(&sample_file()).expect("encodes");
+            let i = pos % bytes.len();
+            bytes[i] = byte;
+            if let Err(e) = decode(&bytes) {
+                proptest::prop_assert!(e.0.iter().all(|fe| fe.field == "file"));
+            }
+        }
+    }
 }
