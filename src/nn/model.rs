@@ -222,6 +222,26 @@ impl Sequential {
             .map_or(0, |i| i + 1)
     }
 
+    /// `Err` describing the mismatch unless `x` has `input_dim` columns and only
+    /// finite values. [`Self::predict`] and [`Self::forward`] panic on a wrong width,
+    /// so call this first on data a client sent.
+    pub fn check_input(&self, x: ArrayView2<f32>) -> Result<(), String> {
+        if x.ncols() != self.input_dim() {
+            return Err(format!(
+                "the model expects {} features; the input has {}",
+                self.input_dim(),
+                x.ncols()
+            ));
+        }
+        if let Some(pos) = x.iter().position(|v| !v.is_finite()) {
+            return Err(format!(
+                "row {} holds a non-finite value",
+                pos / x.ncols().max(1)
+            ));
+        }
+        Ok(())
+    }
+
     /// Inference forward pass keeping the last pre-activation.
     ///
     /// # Panics
@@ -483,5 +503,22 @@ mod tests {
         let f = m.forward(x.view());
         assert_eq!(ws.output(6), f.output.view());
         assert_eq!(ws.logits(6), f.logits.view());
+    }
+
+    #[test]
+    fn input_of_the_wrong_width_or_with_nan_is_described_not_predicted() {
+        let a = arch(r#"{"input_dim": 3, "layers": [{"type": "dense", "units": 1}]}"#);
+        let m = Sequential::new(&a, 1);
+        let err = m
+            .check_input(Array2::zeros((2, 4)).view())
+            .expect_err("width");
+        assert!(err.contains("expects 3 features"), "{err}");
+        let mut x = Array2::zeros((2, 3));
+        x[(1, 2)] = f32::NAN;
+        assert_eq!(
+            m.check_input(x.view()),
+            Err("row 1 holds a non-finite value".into())
+        );
+        assert!(m.check_input(Array2::zeros((2, 3)).view()).is_ok());
     }
 }
