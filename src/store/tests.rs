@@ -455,3 +455,20 @@ async fn a_retried_attempt_overwrites_the_metrics_of_the_same_step() {
         ]
     );
 }
+
+#[tokio::test]
+async fn the_claim_reads_queued_jobs_in_index_order_without_sorting() {
+    let (_dir, store) = open().await;
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+        "EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let plan: Vec<String> = plan.into_iter().map(|row| row.3).collect();
+    assert!(
+        plan.iter().any(|d| d.contains("jobs_status_id")),
+        "{plan:?}"
+    );
+    assert!(!plan.iter().any(|d| d.contains("TEMP B-TREE")), "{plan:?}");
+}
