@@ -358,6 +358,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_upload_that_breaks_off_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::new(dir.path()).unwrap();
+        let parts: Vec<Result<Bytes, io::Error>> = vec![
+            Ok(Bytes::from_static(b"abc")),
+            Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "client went away",
+            )),
+        ];
+        let err = blobs
+            .put_stream(futures::stream::iter(parts), 100)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BlobError::Source(_)), "{err:?}");
+        assert!(files_under(&dir.path().join("blobs")).is_empty());
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_of_the_same_content_both_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::new(dir.path()).unwrap();
+        let data = vec![7u8; 1 << 20];
+        let (a, b) = tokio::join!(blobs.put_bytes(&data), blobs.put_bytes(&data));
+        assert_eq!(a.unwrap(), b.unwrap());
+        assert_eq!(files_under(&dir.path().join("blobs")).len(), 1);
+    }
+
+    #[tokio::test]
     async fn temp_files_left_by_a_crash_are_swept_at_start() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("blobs/tmp")).unwrap();
