@@ -19,7 +19,7 @@ ENV RUSTUP_TOOLCHAIN=${RUST_VERSION:-1.95.0} \
 # and test targets (cargo refuses a manifest whose declared targets are missing,
 # even for `cargo fetch`, so there is no separate dependency-only layer; the
 # cache mounts below keep downloads and compiled dependencies instead).
-COPY Cargo.toml Cargo.lock rust-toolchain.toml ./
+COPY Cargo.toml Cargo.lock rust-toolchain.toml build.rs ./
 COPY src ./src
 COPY migrations ./migrations
 COPY config ./config

@@ -70,13 +70,6 @@ struct GenDataArgs {
     /// Write here instead of standard output.
     #[arg(long, short)]
     output: Option<PathBuf>,
-    /// Also draw this many held-out rows from the same distribution (a different seed would
-    /// draw a different problem) ...
-    #[arg(long, default_value_t = 0, requires = "test_output")]
-    test_rows: usize,
-    /// ... and write them here.
-    #[arg(long)]
-    test_output: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -143,7 +136,7 @@ async fn migrate(settings: Settings) -> Result<(), String> {
 
 fn gen_data(args: &GenDataArgs) -> Result<(), String> {
     let spec = ClassificationSpec {
-        rows: args.rows + args.test_rows,
+        rows: args.rows,
         features: args.features,
         informative: args.informative,
         classes: args.classes,

@@ -18,8 +18,12 @@ pub enum Activation {
 }
 
 /// One layer of a sequential network.
+///
+/// Deserialised through [`RawLayer`] rather than as an internally tagged enum:
+/// serde buffers tagged content and loses the path of an error inside it, and a
+/// client should learn that `layers[2].activation` was wrong, not just `layers[2]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "snake_case", try_from = "RawLayer")]
 pub enum LayerSpec {
     /// `y = act(x · W + b)`, `W: [in, units]`.
     Dense {
@@ -31,6 +35,52 @@ pub enum LayerSpec {
     },
     /// Zeroes a fraction `rate` of activations while training (inverted dropout); identity at inference.
     Dropout { rate: f32 },
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum LayerType {
+    Dense,
+    Dropout,
+}
+
+/// Every field any layer type takes; [`LayerSpec`]'s `TryFrom` checks which apply.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLayer {
+    #[serde(rename = "type")]
+    kind: LayerType,
+    units: Option<usize>,
+    activation: Option<Activation>,
+    use_bias: Option<bool>,
+    rate: Option<f32>,
+}
+
+impl TryFrom<RawLayer> for LayerSpec {
+    type Error = String;
+
+    fn try_from(raw: RawLayer) -> Result<Self, String> {
+        match raw.kind {
+            LayerType::Dense => {
+                if raw.rate.is_some() {
+                    return Err("`rate` belongs to dropout layers, not dense ones".into());
+                }
+                Ok(LayerSpec::Dense {
+                    units: raw.units.ok_or("a dense layer needs `units`")?,
+                    activation: raw.activation.unwrap_or_else(default_activation),
+                    use_bias: raw.use_bias.unwrap_or_else(default_true),
+                })
+            }
+            LayerType::Dropout => {
+                if raw.units.is_some() || raw.activation.is_some() || raw.use_bias.is_some() {
+                    return Err("a dropout layer takes only `rate`".into());
+                }
+                Ok(LayerSpec::Dropout {
+                    rate: raw.rate.ok_or("a dropout layer needs `rate`")?,
+                })
+            }
+        }
+    }
 }
 
 fn default_activation() -> Activation {

@@ -174,6 +174,14 @@ async fn bad_architectures_are_rejected_naming_the_field() {
     let app = spawn_app().await;
     let cases: Vec<(Value, &str)> = vec![
         (
+            json!({"input_dim": 4, "layers": [{"type": "dense"}]}),
+            "architecture.layers[0]",
+        ),
+        (
+            json!({"input_dim": 4, "layers": [{"type": "dense", "units": 2, "kernel": 3}]}),
+            "architecture.layers[0].kernel",
+        ),
+        (
             json!({"input_dim": 4, "layers": [{"type": "conv9d", "units": 2}]}),
             "architecture.layers[0].type",
         ),

@@ -4,7 +4,6 @@ use std::time::{Duration, Instant};
 
 use kiln::config::Settings;
 use kiln::datagen::{ClassificationSpec, make_classification, write_csv};
-use kiln::nn::data::Dataset;
 use kiln::startup::Application;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
@@ -60,21 +59,11 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     }
 }
 
-/// A binary classification CSV made by kiln's own generator.
+/// A binary classification CSV made by kiln's own generator. The problem is
+/// fixed; `seed` draws the rows, so another seed is a held-out sample of it.
 pub fn classification_csv(rows: usize, features: usize, seed: u64) -> Vec<u8> {
-    classification_split(rows, 0, features, seed).0
-}
-
-/// A training CSV and a held-out CSV drawn from the same problem (a different
-/// seed would draw a different problem).
-pub fn classification_split(
-    rows: usize,
-    test_rows: usize,
-    features: usize,
-    seed: u64,
-) -> (Vec<u8>, Vec<u8>) {
     let spec = ClassificationSpec {
-        rows: rows + test_rows,
+        rows,
         features,
         informative: features.min(4),
         classes: 2,
@@ -83,18 +72,9 @@ pub fn classification_split(
         seed,
     };
     let ds = make_classification(&spec).expect("valid spec");
-    let part = |from: usize, to: usize| {
-        let part = Dataset {
-            x: ds.x.slice(ndarray::s![from..to, ..]).to_owned(),
-            y: ds.y.slice(ndarray::s![from..to]).to_owned(),
-            task: ds.task,
-            classes: ds.classes,
-        };
-        let mut out = Vec::new();
-        write_csv(&part, &mut out).expect("csv writes");
-        out
-    };
-    (part(0, rows), part(rows, rows + test_rows))
+    let mut out = Vec::new();
+    write_csv(&ds, &mut out).expect("csv writes");
+    out
 }
 
 pub fn mlp(input_dim: usize, hidden: usize, outputs: usize, out_act: &str) -> Value {

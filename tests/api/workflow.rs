@@ -5,14 +5,17 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{classification_split, mlp, spawn_app};
+use crate::helpers::{classification_csv, mlp, spawn_app};
 
 const JOB_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[tokio::test]
 async fn train_evaluate_download_and_reupload_give_identical_predictions() {
     let app = spawn_app().await;
-    let (train_csv, test_csv) = classification_split(1_000, 400, 10, 11);
+    let (train_csv, test_csv) = (
+        classification_csv(1_000, 10, 11),
+        classification_csv(400, 10, 12),
+    );
     let train = app
         .create_dataset("train.csv", train_csv, &[("name", "train")])
         .await;
