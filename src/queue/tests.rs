@@ -7,9 +7,9 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::*;
-use crate::jobs::{ProducedArtifact, ProducedModel};
+use crate::jobs::{JobContext, JobError, JobKind, JobOutput, ProducedArtifact, ProducedModel};
 use crate::nn::spec::{Activation, Architecture, LayerSpec};
-use crate::store::{InsertJobOutcome, NewJobRecord};
+use crate::store::{InsertJobOutcome, JobRecord, NewJobRecord};
 
 type RunFn = dyn Fn(&JobRecord, &dyn JobContext) -> Result<JobOutput, JobError> + Send + Sync;
 
