@@ -117,10 +117,23 @@ for run in $(seq 1 "$RUNS"); do
     accs+=("$acc")
 done
 
-python3 - "${times[*]}" "${accs[*]}" <<'PY'
+# The same workflow in scikit-learn, on the same files, in the same run (when it is installed).
+sk_median=""
+if python3 -c "import sklearn" 2>/dev/null; then
+    echo "baseline: scikit-learn MLPClassifier on the same CSV files…" >&2
+    sk_median="$(python3 "$SCRIPTS_DIR/baseline_sklearn.py" "$work/train.csv" "$work/test.csv" 3)"
+else
+    echo "(pip install scikit-learn numpy to measure the scikit-learn baseline in the same run)" >&2
+fi
+
+python3 - "${times[*]}" "${accs[*]}" "$sk_median" <<'PY'
 import statistics, sys
 times = [float(t) for t in sys.argv[1].split()]
 accs = [float(a) for a in sys.argv[2].split() if a]
+if sys.argv[3]:
+    sk = float(sys.argv[3])
+    print(f"scikit-learn MLPClassifier fit, same data, same run: median {sk:.3f} s; "
+          f"kiln's whole job is {sk / statistics.median(times):.1f}x faster")
 print(f"train job, POST /v1/jobs → succeeded, {len(times)} runs: "
       f"min {min(times):.3f} s, median {statistics.median(times):.3f} s, max {max(times):.3f} s")
 if accs:
