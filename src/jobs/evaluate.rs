@@ -89,6 +89,7 @@ mod tests {
             eval_dataset: None,
             params: json!({}),
             model_id: uuid::Uuid::nil(),
+            job_id: uuid::Uuid::nil(),
         };
         let out = run(inputs, &TestCtx::default()).expect("evaluates");
         assert!(out.model.is_none());

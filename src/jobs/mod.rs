@@ -91,6 +91,8 @@ pub struct JobInputs {
     pub params: Value,
     /// Id of the model the job starts from; becomes the parent of any model it produces.
     pub model_id: uuid::Uuid,
+    /// Id of the job itself, recorded in the lineage of any model file it writes.
+    pub job_id: uuid::Uuid,
 }
 
 /// A model a job produced, encoded as a kiln model file.

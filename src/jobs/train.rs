@@ -54,6 +54,7 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
         eval_dataset,
         params: raw_params,
         model_id,
+        job_id,
     } = inputs;
     let architecture = file.model.architecture().clone();
     let p: ValidTrainParams = params::validate_train(
@@ -138,6 +139,7 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
     meta.trained = true;
     meta.task = Some(task);
     meta.parent_id = Some(model_id.to_string());
+    meta.job_id = Some(job_id.to_string());
     let produced = ModelFile { model, meta };
     let bytes = model_file::encode(&produced)
         .map_err(|e| JobError::Failed(format!("could not write the trained model: {e}")))?;
@@ -308,6 +310,7 @@ pub(crate) mod tests {
             eval_dataset: eval,
             params,
             model_id: uuid::Uuid::nil(),
+            job_id: uuid::Uuid::nil(),
         }
     }
 

@@ -51,6 +51,7 @@ pub(super) async fn load_inputs(
     };
     let params = job.params.0.clone();
     let model_id = job.model_id;
+    let job_id = job.id;
     tokio::task::spawn_blocking(move || {
         let model = decode_model(&model_bytes)?;
         let dataset = dataset_file::read_npz(&data).map_err(|e| internal("dataset", e))?;
@@ -63,6 +64,7 @@ pub(super) async fn load_inputs(
             eval_dataset,
             params,
             model_id,
+            job_id,
         })
     })
     .await

@@ -388,3 +388,24 @@ async fn an_idempotency_key_reused_for_another_request_is_a_conflict() {
     let res = send(2).await.expect("sent");
     assert_problem(res, 409, "Idempotency-Key").await;
 }
+
+#[tokio::test]
+async fn predict_rejects_rows_of_the_wrong_width_and_empty_input() {
+    let app = spawn_app().await;
+    let model = app.create_model(mlp(3, 4, 1, "sigmoid")).await;
+    let path = format!("/v1/models/{}/predict", model["id"].as_str().expect("id"));
+    let res = app
+        .post_json(&path, &json!({"inputs": [[1.0, 2.0, 3.0], [1.0, 2.0]]}))
+        .await;
+    assert_problem(res, 422, "inputs[1]").await;
+    let res = app.post_json(&path, &json!({"inputs": []})).await;
+    assert_problem(res, 422, "inputs").await;
+    let res = app
+        .post_json(&path, &json!({"inputs": [["a", 1, 2]]}))
+        .await;
+    assert_problem(res, 422, "inputs[0][0]").await;
+    let res = app
+        .post_json(&path, &json!({"inputs": [[1.0, 2.0, 3.0]]}))
+        .await;
+    assert_eq!(res.status(), 200);
+}
