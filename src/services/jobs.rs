@@ -47,6 +47,13 @@ fn shape(record: &DatasetRecord) -> Result<DatasetShape, ServiceError> {
     })
 }
 
+fn key_reused() -> ServiceError {
+    ServiceError::Conflict {
+        field: "Idempotency-Key",
+        detail: "this Idempotency-Key was used for a different request".into(),
+    }
+}
+
 impl Services {
     pub async fn create_job(
         &self,
@@ -71,10 +78,7 @@ impl Services {
             return if existing.request_hash.as_deref() == Some(request_hash.as_str()) {
                 Ok(existing)
             } else {
-                Err(ServiceError::Conflict {
-                    field: "Idempotency-Key",
-                    detail: "this Idempotency-Key was used for a different request".into(),
-                })
+                Err(key_reused())
             };
         }
 
@@ -151,10 +155,7 @@ impl Services {
             }
             InsertJobOutcome::Existing(job) => job,
             InsertJobOutcome::KeyConflict => {
-                return Err(ServiceError::Conflict {
-                    field: "Idempotency-Key",
-                    detail: "this Idempotency-Key was used for a different request".into(),
-                });
+                return Err(key_reused());
             }
         };
         Ok(job)
