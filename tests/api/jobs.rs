@@ -62,14 +62,11 @@ async fn cancelling_stops_queued_and_running_jobs_and_finished_ones_conflict() {
 
     // The dataset is in use by the running job.
     let res = app
-        .client
-        .delete(app.url(&format!(
+        .delete(&format!(
             "/v1/datasets/{}",
             dataset["id"].as_str().expect("id")
-        )))
-        .send()
-        .await
-        .expect("sent");
+        ))
+        .await;
     assert_eq!(res.status(), 409);
 
     let res = app
@@ -102,14 +99,11 @@ async fn cancelling_stops_queued_and_running_jobs_and_finished_ones_conflict() {
 
     // Nothing uses the dataset now.
     let res = app
-        .client
-        .delete(app.url(&format!(
+        .delete(&format!(
             "/v1/datasets/{}",
             dataset["id"].as_str().expect("id")
-        )))
-        .send()
-        .await
-        .expect("sent");
+        ))
+        .await;
     assert_eq!(res.status(), 204);
 }
 

@@ -40,9 +40,9 @@ fn start(data_dir: &Path) -> Server {
     Server { child, address }
 }
 
-async fn job(client: &reqwest::Client, server: &Server, id: &str) -> Value {
+async fn get_json(client: &reqwest::Client, server: &Server, path: &str) -> Value {
     client
-        .get(format!("{}/v1/jobs/{id}", server.address))
+        .get(format!("{}{path}", server.address))
         .send()
         .await
         .expect("sent")
@@ -94,7 +94,7 @@ async fn interrupted_job_finishes_once_after_restart(graceful: bool) {
 
     let mut started = false;
     for _ in 0..3_000 {
-        let j = job(&client, &server, &id).await;
+        let j = get_json(&client, &server, &format!("/v1/jobs/{id}")).await;
         if j["status"] == "running" && j["progress"].as_f64().unwrap_or(0.0) > 0.0 {
             started = true;
             break;
@@ -118,7 +118,7 @@ async fn interrupted_job_finishes_once_after_restart(graceful: bool) {
     let server = start(dir.path());
     let mut done = Value::Null;
     for _ in 0..12_000 {
-        done = job(&client, &server, &id).await;
+        done = get_json(&client, &server, &format!("/v1/jobs/{id}")).await;
         if !matches!(done["status"].as_str(), Some("queued" | "running")) {
             break;
         }
@@ -129,14 +129,7 @@ async fn interrupted_job_finishes_once_after_restart(graceful: bool) {
     assert_eq!(done["attempts"], expected_attempts, "{done}");
 
     // Exactly one model came out of the job, and one history row per epoch.
-    let models: Value = client
-        .get(format!("{}/v1/models?limit=200", server.address))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let models = get_json(&client, &server, "/v1/models?limit=200").await;
     let produced: Vec<_> = models["items"]
         .as_array()
         .expect("items")
@@ -145,14 +138,7 @@ async fn interrupted_job_finishes_once_after_restart(graceful: bool) {
         .collect();
     assert_eq!(produced.len(), 1, "{models}");
     assert_eq!(done["result"]["model_id"], produced[0]["id"]);
-    let history: Value = client
-        .get(format!("{}/v1/jobs/{id}/metrics", server.address))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let history = get_json(&client, &server, &format!("/v1/jobs/{id}/metrics")).await;
     assert_eq!(history["history"].as_array().map(Vec::len), Some(epochs));
 
     let mut server = server;
