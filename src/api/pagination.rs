@@ -1,50 +1,10 @@
-//! `limit` and `cursor` query parameters, and the page envelope every list answers with.
+//! The page envelope every list answers with, and how timestamps are rendered.
+//! The `limit`/`cursor` request itself is a service concept: [`crate::services::page`].
 
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::validation::{Checker, Invalid};
-
-pub const DEFAULT_LIMIT: u32 = 50;
-pub const MAX_LIMIT: u32 = 200;
-
-/// A checked page request: ids are UUID v7, so "older than the cursor" is "id below it".
-#[derive(Debug, Clone, Copy)]
-pub struct PageRequest {
-    pub limit: u32,
-    pub cursor: Option<Uuid>,
-}
-
-impl PageRequest {
-    /// Parses the raw query values, naming `limit` or `cursor` when they are wrong.
-    pub fn parse(limit: Option<&str>, cursor: Option<&str>) -> Result<Self, Invalid> {
-        let mut c = Checker::new();
-        let limit = match limit {
-            None => DEFAULT_LIMIT,
-            Some(raw) => match raw.parse::<u32>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-                _ => {
-                    c.push(
-                        "limit",
-                        format!("must be a whole number from 1 to {MAX_LIMIT}"),
-                    );
-                    DEFAULT_LIMIT
-                }
-            },
-        };
-        let cursor = match cursor.filter(|s| !s.is_empty()) {
-            None => None,
-            Some(raw) => match Uuid::parse_str(raw) {
-                Ok(id) => Some(id),
-                Err(_) => {
-                    c.push("cursor", "must be the next_cursor of a previous page");
-                    None
-                }
-            },
-        };
-        c.finish(PageRequest { limit, cursor })
-    }
-}
+pub use crate::services::page::{DEFAULT_LIMIT, MAX_LIMIT, PageRequest};
 
 /// `{"items": [...], "next_cursor": "…" | null}`, newest first.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -88,18 +48,6 @@ pub fn timestamp(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_limit_out_of_range_and_a_bad_cursor_name_their_fields() {
-        let err = PageRequest::parse(Some("0"), Some("nope")).expect_err("rejected");
-        let fields: Vec<_> = err.0.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["limit", "cursor"]);
-        assert!(PageRequest::parse(Some("201"), None).is_err());
-        assert_eq!(
-            PageRequest::parse(None, None).expect("defaults").limit,
-            DEFAULT_LIMIT
-        );
-    }
 
     #[test]
     fn a_page_with_an_extra_row_points_at_its_last_item() {

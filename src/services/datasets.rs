@@ -3,8 +3,8 @@
 
 use uuid::Uuid;
 
+use super::page::PageRequest;
 use super::{ServiceError, Services, Upload, blocking};
-use crate::api::pagination::PageRequest;
 use crate::formats::dataset_file::{self, ParseOptions};
 use crate::nn::data::Task;
 use crate::store::{DatasetRecord, NewDatasetRecord};

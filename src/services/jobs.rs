@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::page::PageRequest;
 use super::{ServiceError, Services};
-use crate::api::pagination::PageRequest;
 use crate::jobs::{DatasetShape, JobKind, check_params};
 use crate::nn::data::Task;
 use crate::store::{

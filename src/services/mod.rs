@@ -13,6 +13,7 @@ pub mod datasets;
 mod error;
 pub mod jobs;
 pub mod models;
+pub mod page;
 
 pub use error::ServiceError;
 

@@ -4,8 +4,8 @@
 use uuid::Uuid;
 
 use super::datasets::check_name;
+use super::page::PageRequest;
 use super::{ServiceError, Services, Upload, blocking};
-use crate::api::pagination::PageRequest;
 use crate::formats::model_file::{self, ModelFile};
 use crate::nn::spec::Architecture;
 use crate::store::{ModelRecord, NewModelRecord};
