@@ -68,43 +68,51 @@ fn train_epoch(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(5));
 
-    let (x, y) = synthetic(16_000, 100, 2, 1);
-    let seed_arch = arch(SEED_MODEL);
-    let cfg = config(32, Loss::BinaryCrossentropy, Task::Binary);
-    g.throughput(Throughput::Elements(16_000));
-    g.bench_function("seed_100_64_32_1_b32_16k_rows", |b| {
-        let mut model = Sequential::new(&seed_arch, 1);
-        b.iter(|| {
-            fit(
-                &mut model,
-                black_box(x.view()),
-                black_box(y.view()),
-                &cfg,
-                &mut |_| {},
-                &|| false,
-            )
-            .expect("trains")
-        })
-    });
-
-    let (x, y) = synthetic(60_000, 784, 10, 2);
-    let lenet = arch(LENET_300_100);
-    let cfg = config(128, Loss::CategoricalCrossentropy, Task::Multiclass);
-    g.throughput(Throughput::Elements(60_000));
-    g.bench_function("lenet_300_100_b128_60k_rows", |b| {
-        let mut model = Sequential::new(&lenet, 1);
-        b.iter(|| {
-            fit(
-                &mut model,
-                black_box(x.view()),
-                black_box(y.view()),
-                &cfg,
-                &mut |_| {},
-                &|| false,
-            )
-            .expect("trains")
-        })
-    });
+    // (name, rows, features, classes, data seed, architecture, batch, loss, task)
+    let cases = [
+        (
+            "seed_100_64_32_1_b32_16k_rows",
+            16_000,
+            100,
+            2,
+            1,
+            SEED_MODEL,
+            32,
+            Loss::BinaryCrossentropy,
+            Task::Binary,
+        ),
+        (
+            "lenet_300_100_b128_60k_rows",
+            60_000,
+            784,
+            10,
+            2,
+            LENET_300_100,
+            128,
+            Loss::CategoricalCrossentropy,
+            Task::Multiclass,
+        ),
+    ];
+    for (name, rows, features, classes, data_seed, layers, batch, loss, task) in cases {
+        let (x, y) = synthetic(rows, features, classes, data_seed);
+        let architecture = arch(layers);
+        let cfg = config(batch, loss, task);
+        g.throughput(Throughput::Elements(rows as u64));
+        g.bench_function(name, |b| {
+            let mut model = Sequential::new(&architecture, 1);
+            b.iter(|| {
+                fit(
+                    &mut model,
+                    black_box(x.view()),
+                    black_box(y.view()),
+                    &cfg,
+                    &mut |_| {},
+                    &|| false,
+                )
+                .expect("trains")
+            })
+        });
+    }
     g.finish();
 }
 

@@ -5,12 +5,12 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use uuid::Uuid;
 
 use super::extract::IdPath;
 use super::multipart::{UploadForm, read_upload_form};
-use super::pagination::{Page, PageRequest, timestamp};
+use super::pagination::{ListQuery, Page, timestamp};
 use super::problem::{ApiError, Problem};
 use crate::services::Services;
 use crate::services::datasets::NewDataset;
@@ -66,14 +66,6 @@ impl From<DatasetRecord> for DatasetView {
     }
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct ListQuery {
-    /// Page size, 1 to 200 (default 50).
-    pub limit: Option<String>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
 /// The multipart form of `POST /v1/datasets` (for the OpenAPI document).
 #[allow(dead_code)]
 #[derive(utoipa::ToSchema)]
@@ -125,7 +117,7 @@ pub async fn list_datasets(
     State(svc): State<Services>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<DatasetView>>, ApiError> {
-    let page = PageRequest::parse(q.limit.as_deref(), q.cursor.as_deref())?;
+    let page = q.page()?;
     let rows = svc.list_datasets(page).await?;
     Ok(Json(Page::from_rows(
         rows,

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::download::serve_blob;
 use super::extract::{AppJson, IdPath, is_json, parse_json};
 use super::multipart::{UploadForm, read_upload_form};
-use super::pagination::{Page, PageRequest, timestamp};
+use super::pagination::{ListQuery, Page, timestamp};
 use super::problem::{ApiError, Problem};
 use crate::nn::spec::Architecture;
 use crate::services::Services;
@@ -102,14 +102,6 @@ pub struct ModelUploadForm {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct ListQuery {
-    /// Page size, 1 to 200 (default 50).
-    pub limit: Option<String>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct DownloadQuery {
     /// `safetensors` (the default and, for now, the only format).
     pub format: Option<String>,
@@ -172,7 +164,7 @@ pub async fn list_models(
     State(svc): State<Services>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<ModelView>>, ApiError> {
-    let page = PageRequest::parse(q.limit.as_deref(), q.cursor.as_deref())?;
+    let page = q.page()?;
     let rows = svc.list_models(page).await?;
     Ok(Json(Page::from_rows(
         rows,

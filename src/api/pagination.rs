@@ -6,6 +6,21 @@ use uuid::Uuid;
 
 pub use crate::services::page::{DEFAULT_LIMIT, MAX_LIMIT, PageRequest};
 
+/// `?limit=&cursor=` of a plain list, kept as text so a bad value is named, not rejected by axum.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl ListQuery {
+    pub fn page(&self) -> Result<PageRequest, crate::validation::Invalid> {
+        PageRequest::parse(self.limit.as_deref(), self.cursor.as_deref())
+    }
+}
+
 /// `{"items": [...], "next_cursor": "…" | null}`, newest first.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {

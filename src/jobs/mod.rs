@@ -104,6 +104,8 @@ pub struct ProducedModel {
     pub params: u64,
     pub nonzero_params: u64,
     pub dtype: String,
+    /// The task the model was trained for.
+    pub task: Option<Task>,
 }
 
 /// A file a job produced that is not itself a model (reports, plots, …).

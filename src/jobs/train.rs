@@ -178,6 +178,7 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
             params: params_count,
             nonzero_params: nonzero,
             dtype: "f32".into(),
+            task: Some(task),
         }),
         metrics,
         before,

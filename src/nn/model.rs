@@ -33,27 +33,9 @@ impl Sequential {
     /// The architecture should have passed [`Architecture::check`].
     pub fn new(architecture: &Architecture, seed: u64) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut width = architecture.input_dim;
-        let layers = architecture
-            .layers
-            .iter()
-            .map(|spec| match *spec {
-                LayerSpec::Dense {
-                    units,
-                    activation,
-                    use_bias,
-                } => {
-                    let d = Dense::new(width, units, activation, use_bias, &mut rng);
-                    width = units;
-                    Layer::Dense(d)
-                }
-                LayerSpec::Dropout { rate } => Layer::Dropout(Dropout { rate }),
-            })
-            .collect();
-        Self {
-            architecture: architecture.clone(),
-            layers,
-        }
+        Self::build(architecture, |inputs, units, activation, use_bias| {
+            Dense::new(inputs, units, activation, use_bias, &mut rng)
+        })
     }
 
     /// A network from given weights: one `(weight [in, out], bias [out])` per dense
@@ -107,6 +89,18 @@ impl Sequential {
 
     /// Shapes right, values zero: the starting point of [`Self::from_weights`].
     fn new_uninit(architecture: &Architecture) -> Self {
+        Self::build(architecture, |inputs, units, activation, use_bias| Dense {
+            weight: Param::new(Array2::zeros((inputs, units))),
+            bias: use_bias.then(|| Param::new(Array2::zeros((1, units)))),
+            activation,
+        })
+    }
+
+    /// Walks the architecture, making each dense layer with `dense(inputs, units, activation, use_bias)`.
+    fn build(
+        architecture: &Architecture,
+        mut dense: impl FnMut(usize, usize, Activation, bool) -> Dense,
+    ) -> Self {
         let mut width = architecture.input_dim;
         let layers = architecture
             .layers
@@ -117,11 +111,7 @@ impl Sequential {
                     activation,
                     use_bias,
                 } => {
-                    let d = Dense {
-                        weight: Param::new(Array2::zeros((width, units))),
-                        bias: use_bias.then(|| Param::new(Array2::zeros((1, units)))),
-                        activation,
-                    };
+                    let d = dense(width, units, activation, use_bias);
                     width = units;
                     Layer::Dense(d)
                 }

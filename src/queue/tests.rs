@@ -69,6 +69,7 @@ fn behaviour(job: &JobRecord, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
                     params: 3,
                     nonzero_params: 2,
                     dtype: "f32".into(),
+                    task: Some(crate::nn::data::Task::Binary),
                 }),
                 metrics,
                 before: Some(Map::new()),

@@ -204,10 +204,6 @@ async fn store_outputs(
     let mut model_row = None;
     if let Some(model) = output.model {
         let blob = shared.blobs.put_bytes(&model.file).await?;
-        let task = match shared.store.get_dataset(job.dataset_id).await? {
-            Some(d) => Some(d.task),
-            None => None,
-        };
         let model_id = Uuid::now_v7();
         model_row = Some(NewModelRecord {
             id: model_id,
@@ -221,7 +217,7 @@ async fn store_outputs(
             trained: true,
             parent_id: Some(job.model_id),
             job_id: Some(job.id),
-            task,
+            task: model.task.map(|t| t.as_str().to_string()),
         });
         artifacts.push(NewArtifactRecord {
             id: Uuid::now_v7(),

@@ -96,6 +96,7 @@ async fn train_evaluate_download_and_reupload_give_identical_predictions() {
     assert_eq!(trained["parent_id"], model["id"]);
     assert_eq!(trained["job_id"], job["id"]);
     assert_eq!(trained["trained"], true);
+    assert_eq!(trained["task"], "binary");
 
     // The model artifact downloads with its ETag, length and ranges.
     let artifacts: Value = app
