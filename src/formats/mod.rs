@@ -1,5 +1,6 @@
 //! Bytes to datasets and models and back: CSV and NPZ uploads, kiln's safetensors model files.
 
+pub mod compressed;
 pub mod csv;
 pub mod dataset_file;
 pub mod model_file;

@@ -15,6 +15,7 @@
 
 pub mod activation;
 pub mod batch;
+pub mod compact;
 pub mod data;
 pub mod dense;
 pub mod dropout;
@@ -26,9 +27,13 @@ pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod param;
+pub mod prune;
 pub mod regularization;
 pub mod schedule;
+pub mod share;
+pub mod sparse;
 pub mod spec;
+pub mod surgery;
 pub mod trainer;
 
 pub use evaluation::{Evaluation, Head, evaluate};
@@ -38,7 +43,10 @@ pub use optim::OptimizerConfig;
 pub use param::Param;
 pub use regularization::Regularization;
 pub use schedule::Schedule;
-pub use trainer::{EarlyStopping, EpochMetrics, FitConfig, FitError, FitOutcome, fit};
+pub use trainer::{
+    EarlyStopping, EpochMetrics, FitConfig, FitError, FitOutcome, NoHook, StepHook, fit,
+    fit_with_hook,
+};
 
 #[cfg(test)]
 mod tests;

@@ -124,6 +124,30 @@ impl Sequential {
         }
     }
 
+    /// A network from ready-made layers; the architecture is read off them.
+    /// Dense layers must chain (`inputs` of each equals the previous `units`,
+    /// the first equals `input_dim`); see [`super::surgery`] for the checked entry.
+    pub(crate) fn from_layers(input_dim: usize, layers: Vec<Layer>) -> Self {
+        let specs = layers
+            .iter()
+            .map(|l| match l {
+                Layer::Dense(d) => LayerSpec::Dense {
+                    units: d.units(),
+                    activation: d.activation,
+                    use_bias: d.bias.is_some(),
+                },
+                Layer::Dropout(dr) => LayerSpec::Dropout { rate: dr.rate },
+            })
+            .collect();
+        Self {
+            architecture: Architecture {
+                input_dim,
+                layers: specs,
+            },
+            layers,
+        }
+    }
+
     pub fn architecture(&self) -> &Architecture {
         &self.architecture
     }

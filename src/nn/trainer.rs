@@ -102,6 +102,21 @@ pub enum FitError {
     Invalid(String),
 }
 
+/// Hooks into every optimizer step, for training that constrains the weights:
+/// gradual pruning tightens masks every few steps, weight sharing turns the
+/// members' gradients into centroid updates and writes the centroids back.
+pub trait StepHook {
+    /// After gradients (with regularization) are computed, before the optimizer
+    /// step. `step` counts optimizer steps from 0.
+    fn before_update(&mut self, _step: u64, _model: &mut Sequential) {}
+    /// After the optimizer step (masks already re-applied).
+    fn after_update(&mut self, _step: u64, _model: &mut Sequential) {}
+}
+
+/// The hook plain training uses.
+pub struct NoHook;
+impl StepHook for NoHook {}
+
 /// Trains `model` in place on `(x, y)`.
 ///
 /// `on_epoch` sees every epoch's metrics; `cancelled` is polled before every
@@ -112,6 +127,19 @@ pub fn fit(
     y: ArrayView1<f32>,
     cfg: &FitConfig,
     on_epoch: &mut dyn FnMut(&EpochMetrics),
+    cancelled: &dyn Fn() -> bool,
+) -> Result<FitOutcome, FitError> {
+    fit_with_hook(model, x, y, cfg, on_epoch, &mut NoHook, cancelled)
+}
+
+/// [`fit`] with a [`StepHook`] called around every optimizer step.
+pub fn fit_with_hook(
+    model: &mut Sequential,
+    x: ArrayView2<f32>,
+    y: ArrayView1<f32>,
+    cfg: &FitConfig,
+    on_epoch: &mut dyn FnMut(&EpochMetrics),
+    hook: &mut dyn StepHook,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<FitOutcome, FitError> {
     if x.ncols() != model.input_dim() {
@@ -190,7 +218,10 @@ pub fn fit(
                 });
             }
             cfg.regularization.add_gradients(model);
+            let step = opt.steps();
+            hook.before_update(step, model);
             opt.step(model.params_mut(), lr);
+            hook.after_update(step, model);
             loss_sum += total * n as f64;
         }
         let rows = train_idx.len() as f64;

@@ -1,0 +1,1 @@
+//! The compressed model artifact: codebooks, sparse positions and entropy-coded codes.

@@ -1,0 +1,1 @@
+//! Network compaction: remove dead units, merge duplicates, fold linear layers, low-rank factorization.

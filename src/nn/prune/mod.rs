@@ -1,0 +1,1 @@
+//! Pruning: magnitude masks, structured unit removal and sparsity schedules.

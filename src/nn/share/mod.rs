@@ -1,0 +1,1 @@
+//! Weight sharing (Deep Compression): per-layer k-means codebooks and centroid fine-tuning.

@@ -1,0 +1,1 @@
+//! Sparse inference: CSR kernels for pruned layers, chosen per layer by measurement.
