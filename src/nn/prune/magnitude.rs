@@ -1,0 +1,212 @@
+//! Unstructured magnitude pruning: zero the dense weights of smallest `|w|`.
+//!
+//! Pruning only writes [`Param::mask`](crate::nn::param::Param): the optimizer
+//! re-applies masks after every step, so fine-tuning keeps pruned weights at
+//! exactly zero without knowing about pruning. Biases are never pruned: they are
+//! few and each one shifts a whole unit.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use ndarray::Array2;
+
+use crate::nn::dense::Dense;
+use crate::nn::model::Sequential;
+
+/// Where the sparsity budget applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// One ranking across all prunable layers: layers with many small weights
+    /// give up more of them.
+    Global,
+    /// The same fraction of every layer.
+    PerLayer,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MagnitudeConfig {
+    /// Fraction of prunable weights to zero, in `[0, 1]`.
+    pub sparsity: f32,
+    pub scope: Scope,
+    /// Layer index → that layer's own sparsity; such layers stay out of the
+    /// global ranking.
+    pub overrides: BTreeMap<usize, f32>,
+}
+
+/// Zero count and size of one dense layer's weight matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerSparsity {
+    pub layer: usize,
+    pub weights: u64,
+    pub nonzero: u64,
+    pub sparsity: f64,
+}
+
+/// Every dense layer but the output layer, plus the output layer when it has an
+/// override: the output layer is small and every class depends on its fan-in,
+/// so it stays dense unless asked.
+pub fn prunable_layers(model: &Sequential, overrides: &BTreeMap<usize, f32>) -> Vec<usize> {
+    let last = model.dense_layers().map(|(i, _)| i).last();
+    model
+        .dense_layers()
+        .map(|(i, _)| i)
+        .filter(|&i| Some(i) != last || overrides.contains_key(&i))
+        .collect()
+}
+
+/// Masks (1.0 keep, 0.0 prune) for every layer of [`prunable_layers`].
+///
+/// Exactly `round(s·n)` weights are pruned per ranking (all non-overridden
+/// layers for [`Scope::Global`], each layer for [`Scope::PerLayer`] and for
+/// overrides). Weights already zero or masked rank first, so re-pruning a
+/// masked model to a higher sparsity only adds zeros; equal magnitudes are
+/// broken by position (layer order, then row-major index). Sparsities are
+/// clamped to `[0, 1]`.
+pub fn magnitude_masks(model: &Sequential, cfg: &MagnitudeConfig) -> Vec<(usize, Array2<f32>)> {
+    let layers: Vec<(usize, &Dense)> = prunable_layers(model, &cfg.overrides)
+        .into_iter()
+        .filter_map(|i| model.layers()[i].as_dense().map(|d| (i, d)))
+        .collect();
+    let mut masks: Vec<(usize, Array2<f32>)> = layers
+        .iter()
+        .map(|(i, d)| (*i, Array2::ones(d.weight.value.raw_dim())))
+        .collect();
+    let ranked_alone = |i: usize| cfg.scope == Scope::PerLayer || cfg.overrides.contains_key(&i);
+
+    for ((i, d), (_, mask)) in layers.iter().zip(&mut masks) {
+        if ranked_alone(*i) {
+            let s = cfg.overrides.get(i).copied().unwrap_or(cfg.sparsity);
+            let mut keys = keys_of(d);
+            let cut = Cut::new(&mut keys, s);
+            let mut ties = cut.ties;
+            mark(d, mask, cut.threshold, &mut ties);
+        }
+    }
+
+    let pooled: Vec<usize> = (0..layers.len())
+        .filter(|&k| !ranked_alone(layers[k].0))
+        .collect();
+    if !pooled.is_empty() {
+        let mut keys: Vec<f32> = pooled.iter().flat_map(|&k| keys_of(layers[k].1)).collect();
+        let cut = Cut::new(&mut keys, cfg.sparsity);
+        let mut ties = cut.ties;
+        for &k in &pooled {
+            mark(layers[k].1, &mut masks[k].1, cut.threshold, &mut ties);
+        }
+    }
+    masks
+}
+
+/// Sets each `(layer, mask)` as that layer's weight mask and zeroes the pruned
+/// weights. Entries naming no dense layer, or of the wrong shape, are skipped.
+pub fn set_masks(model: &mut Sequential, masks: &[(usize, Array2<f32>)]) {
+    for (i, mask) in masks {
+        if let Some(d) = model
+            .layers_mut()
+            .get_mut(*i)
+            .and_then(|l| l.as_dense_mut())
+            && mask.raw_dim() == d.weight.value.raw_dim()
+        {
+            d.weight.mask = Some(mask.clone());
+            d.weight.apply_mask();
+        }
+    }
+}
+
+/// Removes every weight and bias mask; values stay as they are.
+pub fn clear_masks(model: &mut Sequential) {
+    for p in model.params_mut() {
+        p.mask = None;
+    }
+}
+
+/// Weight sparsity of every dense layer (biases excluded).
+pub fn layer_sparsity(model: &Sequential) -> Vec<LayerSparsity> {
+    model
+        .dense_layers()
+        .map(|(layer, d)| {
+            let weights = d.weight.len() as u64;
+            let nonzero = d.weight.nonzero();
+            let sparsity = if weights == 0 {
+                0.0
+            } else {
+                1.0 - nonzero as f64 / weights as f64
+            };
+            LayerSparsity {
+                layer,
+                weights,
+                nonzero,
+                sparsity,
+            }
+        })
+        .collect()
+}
+
+/// `round(s·n)`, with `s` clamped to `[0, 1]` (NaN reads as 0).
+pub(crate) fn target(s: f32, n: usize) -> usize {
+    let s = if s.is_nan() { 0.0 } else { s.clamp(0.0, 1.0) };
+    ((s as f64 * n as f64).round() as usize).min(n)
+}
+
+/// Calls `f(index, key)` for every weight of `d` in row-major order; the key is
+/// 0 for weights already zero or masked and `|w|` otherwise.
+fn for_each_key(d: &Dense, mut f: impl FnMut((usize, usize), f32)) {
+    let mask = d
+        .weight
+        .mask
+        .as_ref()
+        .filter(|m| m.raw_dim() == d.weight.value.raw_dim());
+    for (ix, &w) in d.weight.value.indexed_iter() {
+        let pruned = mask.is_some_and(|m| m[ix] == 0.0);
+        f(ix, if pruned { 0.0 } else { w.abs() });
+    }
+}
+
+fn keys_of(d: &Dense) -> Vec<f32> {
+    let mut keys = Vec::with_capacity(d.weight.len());
+    for_each_key(d, |_, k| keys.push(k));
+    keys
+}
+
+/// Where a ranking is cut: prune every key below `threshold` and the first
+/// `ties` keys equal to it, in position order.
+struct Cut {
+    threshold: Option<f32>,
+    ties: usize,
+}
+
+impl Cut {
+    /// The cut that prunes exactly `round(sparsity·n)` of the `n` `keys` (which it reorders).
+    fn new(keys: &mut [f32], sparsity: f32) -> Self {
+        let k = target(sparsity, keys.len());
+        if k == 0 || keys.is_empty() {
+            return Self {
+                threshold: None,
+                ties: 0,
+            };
+        }
+        let (_, &mut t, _) = keys.select_nth_unstable_by(k - 1, f32::total_cmp);
+        let below = keys
+            .iter()
+            .filter(|v| v.total_cmp(&t) == Ordering::Less)
+            .count();
+        Self {
+            threshold: Some(t),
+            ties: k - below,
+        }
+    }
+}
+
+/// Zeroes in `mask` the weights of `d` below the cut, spending `ties` on keys
+/// equal to the threshold in row-major order.
+fn mark(d: &Dense, mask: &mut Array2<f32>, threshold: Option<f32>, ties: &mut usize) {
+    let Some(t) = threshold else { return };
+    for_each_key(d, |ix, key| match key.total_cmp(&t) {
+        Ordering::Less => mask[ix] = 0.0,
+        Ordering::Equal if *ties > 0 => {
+            *ties -= 1;
+            mask[ix] = 0.0;
+        }
+        _ => {}
+    });
+}
