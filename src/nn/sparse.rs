@@ -1,1 +1,0 @@
-//! Sparse inference: CSR kernels for pruned layers, chosen per layer by measurement.
