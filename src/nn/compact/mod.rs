@@ -1,1 +1,83 @@
 //! Network compaction: remove dead units, merge duplicates, fold linear layers, low-rank factorization.
+//!
+//! Every transformation takes a model and returns a new [`Sequential`] plus the
+//! [`Action`]s it took; the original is left untouched, and measuring what the
+//! change costs in accuracy is the caller's business. Unit removal goes through
+//! [`crate::nn::surgery`], so the architecture and the next layer's fan-in stay
+//! consistent in one place.
+//!
+//! Layer indices are indices into `architecture.layers` (dropout layers count),
+//! the numbering of `layers.{i}.weight` in model files. Transformations that
+//! add or drop layers ([`factorize`], [`fold_linear_layers`]) shift the indices
+//! of the layers after them; each [`Action`] names its layer in the model it
+//! was applied to, so a list of actions reads as a sequence of steps.
+
+mod dead;
+mod fold;
+mod lowrank;
+mod merge;
+pub mod svd;
+
+#[cfg(test)]
+mod tests;
+
+pub use lowrank::{factorize, max_useful_rank, rank_for_energy, singular_values};
+
+use super::dense::Dense;
+use super::model::Sequential;
+use super::surgery::SurgeryError;
+
+/// One step of a compaction: what changed and how many parameters it saved.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Action {
+    pub kind: ActionKind,
+    /// Index into `architecture.layers` of the model the step was applied to.
+    pub layer: usize,
+    /// Units removed or merged away, by their index in that layer (empty when none).
+    pub units: Vec<usize>,
+    /// Human-readable account: counts, tolerances, kept energy.
+    pub detail: String,
+    pub params_before: u64,
+    pub params_after: u64,
+    /// Outputs unchanged up to float rounding by construction (on the given data
+    /// for [`remove_dead_units`]).
+    pub exact: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    DeadUnits,
+    MergedUnits,
+    FoldedLayers,
+    LowRank,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CompactError {
+    #[error("layer {layer} does not exist (the model has {layers} layers)")]
+    LayerOutOfRange { layer: usize, layers: usize },
+    #[error("layer {0} is not a dense layer")]
+    NotDense(usize),
+    #[error("the rank must be at least 1")]
+    ZeroRank,
+    #[error("the tolerance must be a finite non-negative number, not {0}")]
+    Tolerance(f32),
+    #[error("no data rows to measure activations on")]
+    NoRows,
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    Surgery(#[from] SurgeryError),
+}
+
+/// Dense layer `layer` of `model`, or why there is none.
+fn dense_at(model: &Sequential, layer: usize) -> Result<&Dense, CompactError> {
+    match model.layers().get(layer) {
+        None => Err(CompactError::LayerOutOfRange {
+            layer,
+            layers: model.layers().len(),
+        }),
+        Some(l) => l.as_dense().ok_or(CompactError::NotDense(layer)),
+    }
+}

@@ -1,0 +1,1 @@
+//! Folding linear layers.

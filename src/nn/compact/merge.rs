@@ -1,0 +1,1 @@
+//! Merging duplicate units.
