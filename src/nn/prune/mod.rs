@@ -11,11 +11,15 @@
 //! as model files name tensors `layers.{i}.weight`.
 
 pub mod magnitude;
+pub mod neurons;
 pub mod schedule;
 
 pub use magnitude::{
     LayerSparsity, MagnitudeConfig, Scope, clear_masks, layer_sparsity, magnitude_masks,
     prunable_layers, set_masks,
+};
+pub use neurons::{
+    NeuronConfig, UnitCriterion, hidden_layers, remove_units, select_units, unit_scores,
 };
 pub use schedule::{PruneSchedule, is_pruning_step, polynomial_sparsity};
 
