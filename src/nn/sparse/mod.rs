@@ -25,3 +25,6 @@ pub enum SparseError {
         nonzeros: usize,
     },
 }
+
+#[cfg(test)]
+mod tests;

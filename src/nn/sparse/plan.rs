@@ -192,7 +192,7 @@ fn build(model: &Sequential, choice: Choice, sample: Option<ArrayView2<f32>>) ->
             dense: Some(lean(d)),
             bias: csr
                 .as_ref()
-                .and_then(|_| d.bias.as_ref())
+                .and(d.bias.as_ref())
                 .map(|b| b.value.iter().copied().collect()),
             csr,
             batch1: kernel,
