@@ -10,10 +10,12 @@
 //! Layer indices are indices into `architecture.layers` (dropout layers count),
 //! as model files name tensors `layers.{i}.weight`.
 
+pub mod gradual;
 pub mod magnitude;
 pub mod neurons;
 pub mod schedule;
 
+pub use gradual::{GradualMagnitude, GradualNeurons};
 pub use magnitude::{
     LayerSparsity, MagnitudeConfig, Scope, clear_masks, layer_sparsity, magnitude_masks,
     prunable_layers, set_masks,

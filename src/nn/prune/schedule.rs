@@ -20,6 +20,7 @@ pub enum PruneSchedule {
 
 /// Sparsity scheduled for optimizer step `step`: `initial` before `begin_step`,
 /// `final_` from `begin_step + pruning_steps·frequency` on, the cubic ramp between.
+/// A frequency of 0 is read as 1, as in [`is_pruning_step`].
 pub fn polynomial_sparsity(
     initial: f32,
     final_: f32,
@@ -31,7 +32,7 @@ pub fn polynomial_sparsity(
     if step < begin_step {
         return initial;
     }
-    let span = pruning_steps.saturating_mul(frequency);
+    let span = pruning_steps.saturating_mul(frequency.max(1));
     let elapsed = step - begin_step;
     if elapsed >= span {
         return final_;
@@ -48,7 +49,7 @@ pub fn polynomial_sparsity(
 pub fn is_pruning_step(begin_step: u64, frequency: u64, pruning_steps: u64, step: u64) -> bool {
     let frequency = frequency.max(1);
     let end = begin_step.saturating_add(pruning_steps.saturating_mul(frequency));
-    step >= begin_step && step <= end && (step - begin_step) % frequency == 0
+    step >= begin_step && step <= end && (step - begin_step).is_multiple_of(frequency)
 }
 
 #[cfg(test)]
