@@ -3,5 +3,7 @@
 pub mod compressed;
 pub mod csv;
 pub mod dataset_file;
+pub mod huffman;
 pub mod model_file;
+pub mod sparse_layout;
 pub mod npz;

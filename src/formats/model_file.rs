@@ -10,6 +10,11 @@
 //!   `task` (`binary`/`multiclass`/`regression` or empty), `parent_id`, `job_id`
 //!   (UUIDs or empty). Other metadata keys are kept in [`ModelMeta::extra`] and written back.
 //!
+//! A pruned weight matrix is stored as CSR when that is smaller (see
+//! [`super::sparse_layout`]); `__metadata__.sparse_layout` names those layers. A layer
+//! read back from CSR gets a pruning mask from its stored pattern, so fine-tuning
+//! a pruned model keeps it pruned.
+//!
 //! In PyTorch, `torch.nn.Linear.weight` is `[out, in]`: load kiln's weights transposed.
 //!
 //! [`decode`] never panics and names every problem with the field `file`.
@@ -19,6 +24,7 @@ use std::collections::BTreeMap;
 use ndarray::{Array1, Array2};
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
 
+use super::sparse_layout::{self, RawTensor};
 use crate::nn::Sequential;
 use crate::nn::data::Task;
 use crate::nn::spec::{Architecture, ArchitectureLimits, LayerSpec};
@@ -27,7 +33,8 @@ use crate::validation::Invalid;
 pub const FORMAT: &str = "kiln";
 pub const FORMAT_VERSION: u32 = 1;
 const FIELD: &str = "file";
-const KNOWN_KEYS: [&str; 8] = [
+const KNOWN_KEYS: [&str; 9] = [
+    sparse_layout::METADATA_KEY,
     "format",
     "format_version",
     "architecture",
@@ -104,17 +111,26 @@ fn le_bytes(values: impl Iterator<Item = f32>) -> Vec<u8> {
 /// Writes `file` as safetensors. The model's own architecture is authoritative.
 pub fn encode(file: &ModelFile) -> Result<Vec<u8>, EncodeError> {
     let model = &file.model;
-    let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut buffers: Vec<RawTensor> = Vec::new();
+    let mut sparse: BTreeMap<String, &str> = BTreeMap::new();
     for (i, d) in model.dense_layers() {
         let w = &d.weight.value;
-        buffers.push((
-            format!("layers.{i}.weight"),
-            vec![w.nrows(), w.ncols()],
-            le_bytes(w.iter().copied()),
-        ));
+        let name = format!("layers.{i}.weight");
+        if sparse_layout::should_store_csr(w.view()) {
+            buffers.extend(sparse_layout::encode_csr(&name, w.view()));
+            sparse.insert(name, "csr");
+        } else {
+            buffers.push((
+                name,
+                Dtype::F32,
+                vec![w.nrows(), w.ncols()],
+                le_bytes(w.iter().copied()),
+            ));
+        }
         if let Some(b) = &d.bias {
             buffers.push((
                 format!("layers.{i}.bias"),
+                Dtype::F32,
                 vec![b.value.len()],
                 le_bytes(b.value.iter().copied()),
             ));
@@ -122,6 +138,12 @@ pub fn encode(file: &ModelFile) -> Result<Vec<u8>, EncodeError> {
     }
     let meta = &file.meta;
     let mut md: BTreeMap<String, String> = meta.extra.clone();
+    if !sparse.is_empty() {
+        md.insert(
+            sparse_layout::METADATA_KEY.into(),
+            serde_json::to_string(&sparse)?,
+        );
+    }
     md.insert("format".into(), FORMAT.into());
     md.insert("format_version".into(), FORMAT_VERSION.to_string());
     md.insert(
@@ -150,18 +172,19 @@ pub fn encode(file: &ModelFile) -> Result<Vec<u8>, EncodeError> {
 /// (and the same sha256). `safetensors::serialize` takes a `HashMap` whose
 /// iteration order changes from run to run.
 fn write_safetensors(
-    tensors: &[(String, Vec<usize>, Vec<u8>)],
+    tensors: &[RawTensor],
     metadata: &BTreeMap<String, String>,
 ) -> Result<Vec<u8>, serde_json::Error> {
     let mut header = String::from("{\"__metadata__\":");
     header.push_str(&serde_json::to_string(metadata)?);
     let mut offset = 0usize;
-    for (name, shape, bytes) in tensors {
+    for (name, dtype, shape, bytes) in tensors {
         let end = offset + bytes.len();
         header.push(',');
         header.push_str(&serde_json::to_string(name)?);
         header.push_str(&format!(
-            ":{{\"dtype\":\"F32\",\"shape\":{},\"data_offsets\":[{offset},{end}]}}",
+            ":{{\"dtype\":{},\"shape\":{},\"data_offsets\":[{offset},{end}]}}",
+            serde_json::to_string(dtype)?,
             serde_json::to_string(shape)?
         ));
         offset = end;
@@ -173,7 +196,7 @@ fn write_safetensors(
     let mut out = Vec::with_capacity(8 + header.len() + offset);
     out.extend_from_slice(&(header.len() as u64).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
-    for (_, _, bytes) in tensors {
+    for (_, _, _, bytes) in tensors {
         out.extend_from_slice(bytes);
     }
     Ok(out)
@@ -272,8 +295,24 @@ pub fn decode(bytes: &[u8]) -> Result<ModelFile, Invalid> {
         })?),
     };
 
+    let mut sparse: BTreeMap<String, String> = match md.get(sparse_layout::METADATA_KEY) {
+        None => BTreeMap::new(),
+        Some(json) => serde_json::from_str(json).map_err(|e| {
+            invalid(format!(
+                "__metadata__.{} is not a JSON object of layouts: {e}",
+                sparse_layout::METADATA_KEY
+            ))
+        })?,
+    };
+    if let Some((name, layout)) = sparse.iter().find(|(_, l)| l.as_str() != "csr") {
+        return Err(invalid(format!(
+            "{name} has sparse layout {layout:?}; this kiln reads \"csr\""
+        )));
+    }
+
     // Tensors: exactly one weight (and bias) per dense layer, right dtype and shape, finite.
     let mut expected: Vec<String> = Vec::new();
+    let mut masked: Vec<usize> = Vec::new();
     let mut weights = Vec::new();
     let mut width = architecture.input_dim;
     for (i, layer) in architecture.layers.iter().enumerate() {
@@ -282,10 +321,16 @@ pub fn decode(bytes: &[u8]) -> Result<ModelFile, Invalid> {
         } = *layer
         {
             let w_name = format!("layers.{i}.weight");
-            let w = read_tensor(&st, &w_name, &[width, units])?;
-            let w = Array2::from_shape_vec((width, units), w)
-                .map_err(|e| invalid(format!("{w_name}: {e}")))?;
-            expected.push(w_name);
+            let w = if sparse.remove(&w_name).is_some() {
+                expected.extend(sparse_layout::tensor_names(&w_name));
+                masked.push(i);
+                sparse_layout::decode_csr(&st, &w_name, width, units)?
+            } else {
+                let w = read_tensor(&st, &w_name, &[width, units])?;
+                expected.push(w_name.clone());
+                Array2::from_shape_vec((width, units), w)
+                    .map_err(|e| invalid(format!("{w_name}: {e}")))?
+            };
             let b = if use_bias {
                 let b_name = format!("layers.{i}.bias");
                 let b = read_tensor(&st, &b_name, &[units])?;
@@ -310,7 +355,18 @@ pub fn decode(bytes: &[u8]) -> Result<ModelFile, Invalid> {
             unexpected.join(", ")
         )));
     }
-    let model = Sequential::from_weights(&architecture, weights).map_err(invalid)?;
+    if let Some(name) = sparse.keys().next() {
+        return Err(invalid(format!(
+            "__metadata__.{} names {name}, which is not a dense layer weight of this architecture",
+            sparse_layout::METADATA_KEY
+        )));
+    }
+    let mut model = Sequential::from_weights(&architecture, weights).map_err(invalid)?;
+    for i in masked {
+        if let Some(d) = model.layers_mut().get_mut(i).and_then(|l| l.as_dense_mut()) {
+            d.weight.mask = Some(d.weight.value.mapv(|v| if v != 0.0 { 1.0 } else { 0.0 }));
+        }
+    }
     let extra = md
         .iter()
         .filter(|(k, _)| !KNOWN_KEYS.contains(&k.as_str()))

@@ -14,7 +14,6 @@ use super::params::{self, default_loss};
 use super::report;
 use super::train::{NO_LIMITS, shape_of};
 use super::{DatasetShape, JobContext, JobError, JobInputs, JobLimits, JobOutput};
-use crate::formats::model_file;
 use crate::nn::data::Task;
 use crate::nn::evaluate;
 use crate::nn::spec::Architecture;
@@ -58,9 +57,7 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
     if ctx.is_cancelled() {
         return Err(JobError::Cancelled);
     }
-    let size = model_file::encode(file)
-        .map_err(|e| JobError::Failed(format!("could not encode the model: {e}")))?
-        .len();
+    let size = inputs.model_bytes;
     let speed = report::measure_speed(model, data.x.view());
     let mut metrics = report::evaluation_metrics(&ev, data.task == Task::Multiclass);
     metrics.extend(report::model_metrics(model, size, Some(speed)));
@@ -83,8 +80,12 @@ mod tests {
     use crate::nn::data::Dataset;
 
     fn run_on(model: ModelFile, dataset: Dataset) -> serde_json::Map<String, Value> {
+        let model_bytes = crate::formats::model_file::encode(&model)
+            .expect("encodes")
+            .len();
         let inputs = JobInputs {
             model,
+            model_bytes,
             dataset,
             eval_dataset: None,
             params: json!({}),

@@ -11,10 +11,16 @@ use crate::nn::data::{Dataset, Task};
 use crate::nn::spec::Architecture;
 use crate::validation::Invalid;
 
+pub mod compact;
+pub mod compress;
+pub mod derived;
 pub mod evaluate;
 pub mod params;
+pub mod prune;
 pub mod report;
+pub mod snapshot;
 pub mod train;
+pub mod tuning;
 
 /// The kinds of job kiln runs. The JSON name is the `kind` field of `POST /v1/jobs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -22,15 +28,27 @@ pub mod train;
 pub enum JobKind {
     Train,
     Evaluate,
+    Prune,
+    Compress,
+    Compact,
 }
 
 impl JobKind {
-    pub const ALL: &'static [JobKind] = &[JobKind::Train, JobKind::Evaluate];
+    pub const ALL: &'static [JobKind] = &[
+        JobKind::Train,
+        JobKind::Evaluate,
+        JobKind::Prune,
+        JobKind::Compress,
+        JobKind::Compact,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Train => "train",
             JobKind::Evaluate => "evaluate",
+            JobKind::Prune => "prune",
+            JobKind::Compress => "compress",
+            JobKind::Compact => "compact",
         }
     }
 
@@ -40,7 +58,7 @@ impl JobKind {
 
     /// Whether a successful run registers a new model (and so needs lineage).
     pub fn produces_model(self) -> bool {
-        matches!(self, JobKind::Train)
+        !matches!(self, JobKind::Evaluate)
     }
 }
 
@@ -83,8 +101,10 @@ impl Default for JobLimits {
 
 /// Decoded inputs handed to a job by the queue.
 pub struct JobInputs {
-    /// The model named by the job, as stored (a kiln model file).
+    /// The model named by the job, decoded from its stored file.
     pub model: crate::formats::model_file::ModelFile,
+    /// Bytes of the stored model file (what `size_bytes` reports for the input model).
+    pub model_bytes: usize,
     pub dataset: Dataset,
     pub eval_dataset: Option<Dataset>,
     /// The job's parameters exactly as accepted by [`check_params`].
@@ -153,6 +173,9 @@ pub fn check_params(
     match kind {
         JobKind::Train => train::check(params, architecture, dataset, eval_dataset, limits),
         JobKind::Evaluate => evaluate::check(params, architecture, dataset, limits),
+        JobKind::Prune => prune::check(params, architecture, dataset, eval_dataset, limits),
+        JobKind::Compress => compress::check(params, architecture, dataset, eval_dataset, limits),
+        JobKind::Compact => compact::check(params, architecture, dataset, eval_dataset),
     }
 }
 
@@ -161,5 +184,8 @@ pub fn run(kind: JobKind, inputs: JobInputs, ctx: &dyn JobContext) -> Result<Job
     match kind {
         JobKind::Train => train::run(inputs, ctx),
         JobKind::Evaluate => evaluate::run(inputs, ctx),
+        JobKind::Prune => prune::run(inputs, ctx),
+        JobKind::Compress => compress::run(inputs, ctx),
+        JobKind::Compact => compact::run(inputs, ctx),
     }
 }

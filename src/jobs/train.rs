@@ -11,12 +11,13 @@ use serde_json::{Value, json};
 
 use super::params::{self, ValidTrainParams};
 use super::report;
+use super::tuning;
 use super::{DatasetShape, JobContext, JobError, JobInputs, JobLimits, JobOutput, ProducedModel};
 use crate::formats::model_file::{self, ModelFile, ModelMeta};
 use crate::nn::data::{Dataset, Task};
 use crate::nn::evaluation::{self, gather_rows};
 use crate::nn::spec::Architecture;
-use crate::nn::trainer::{FitConfig, FitError, fit};
+use crate::nn::trainer::NoHook;
 use crate::nn::{Sequential, evaluate};
 use crate::validation::Invalid;
 
@@ -50,6 +51,7 @@ pub(crate) const NO_LIMITS: JobLimits = JobLimits {
 pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
     let JobInputs {
         model: file,
+        model_bytes: _,
         dataset,
         eval_dataset,
         params: raw_params,
@@ -72,19 +74,6 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
         Sequential::new(&architecture, p.seed)
     };
 
-    let cfg = FitConfig {
-        epochs: p.epochs,
-        batch_size: p.batch_size,
-        optimizer: p.optimizer.to_config(),
-        schedule: p.lr_schedule,
-        loss: p.loss,
-        regularization: p.regularization,
-        validation_split: p.validation_split,
-        early_stopping: p.early_stopping.as_ref().map(|e| e.to_config()),
-        seed: p.seed,
-        task,
-    };
-
     let before = fine_tuning.then(|| {
         let data = EvaluationData::choose(&dataset, eval_dataset.as_ref(), &[]);
         let ev = evaluate(
@@ -103,25 +92,18 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
     });
 
     let started = Instant::now();
-    let epochs = p.epochs.max(1) as f64;
     ctx.set_progress(0.0);
-    let outcome = fit(
+    // Training is ~95% of the job; measurement takes the rest.
+    let outcome = tuning::fine_tune(
         &mut model,
         dataset.x.view(),
         dataset.y.view(),
-        &cfg,
-        &mut |m| {
-            ctx.record_metrics(m.epoch, &m.values);
-            // Training is ~95% of the job; measurement takes the rest.
-            ctx.set_progress(0.95 * m.epoch as f64 / epochs);
-        },
-        &|| ctx.is_cancelled(),
-    )
-    .map_err(|e| match e {
-        FitError::Cancelled => JobError::Cancelled,
-        FitError::Diverged { .. } => JobError::Failed(e.to_string()),
-        FitError::Invalid(msg) => JobError::Invalid(Invalid::one("dataset", msg)),
-    })?;
+        &p,
+        task,
+        &mut NoHook,
+        ctx,
+        (0.0, 0.95),
+    )?;
     let train_seconds = started.elapsed().as_secs_f64();
 
     let data = EvaluationData::choose(&dataset, eval_dataset.as_ref(), &outcome.validation_rows);
@@ -307,6 +289,7 @@ pub(crate) mod tests {
     fn inputs(params: Value, eval: Option<Dataset>) -> JobInputs {
         JobInputs {
             model: ModelFile::untrained(&small_binary_arch(), 0),
+            model_bytes: 0,
             dataset: blobs(300, 4, 1),
             eval_dataset: eval,
             params,

@@ -54,12 +54,14 @@ pub(super) async fn load_inputs(
     let job_id = job.id;
     tokio::task::spawn_blocking(move || {
         let model = decode_model(&model_bytes)?;
+        let size = model_bytes.len();
         let dataset = dataset_file::read_npz(&data).map_err(|e| internal("dataset", e))?;
         let eval_dataset = eval
             .map(|p| dataset_file::read_npz(&p).map_err(|e| internal("evaluation dataset", e)))
             .transpose()?;
         Ok(JobInputs {
             model,
+            model_bytes: size,
             dataset,
             eval_dataset,
             params,

@@ -20,15 +20,25 @@
 use serde::Serialize;
 use serde_json::Value;
 
+mod compact;
+mod compress;
 mod evaluate;
 mod fields;
+mod fine_tune;
 mod optimizer;
+mod prune;
 mod schedule;
 mod train;
 
+pub use compact::{RankTarget, ValidCompactParams, validate_compact};
+pub use compress::{CentroidInit, CoderChoice, ValidCompressParams, validate_compress};
 pub use evaluate::{ValidEvaluateParams, validate_evaluate};
 pub use fields::Fields;
+pub use fine_tune::steps_per_epoch;
 pub use optimizer::OptimizerParams;
+pub use prune::{
+    PruneMethod, PruneScheduleParams, PruneScope, UnitRanking, ValidPruneParams, validate_prune,
+};
 pub use train::{
     TrainParams, ValidEarlyStopping, ValidTrainParams, check_compatibility, default_loss,
     validate_train,
