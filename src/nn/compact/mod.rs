@@ -21,8 +21,12 @@ pub mod svd;
 #[cfg(test)]
 mod tests;
 
+pub use dead::remove_dead_units;
+pub use fold::fold_linear_layers;
 pub use lowrank::{factorize, max_useful_rank, rank_for_energy, singular_values};
+pub use merge::merge_duplicate_units;
 
+use super::activation::Activation;
 use super::dense::Dense;
 use super::model::Sequential;
 use super::surgery::SurgeryError;
@@ -79,5 +83,26 @@ fn dense_at(model: &Sequential, layer: usize) -> Result<&Dense, CompactError> {
             layers: model.layers().len(),
         }),
         Some(l) => l.as_dense().ok_or(CompactError::NotDense(layer)),
+    }
+}
+
+/// Dense layers whose units can be removed or merged one by one: not the
+/// output layer (its units are the outputs) and not softmax layers (each unit's
+/// output depends on all the others).
+fn hidden_layers(model: &Sequential) -> Vec<usize> {
+    let dense: Vec<(usize, &Dense)> = model.dense_layers().collect();
+    dense
+        .iter()
+        .take(dense.len().saturating_sub(1))
+        .filter(|(_, d)| d.activation != Activation::Softmax)
+        .map(|&(i, _)| i)
+        .collect()
+}
+
+fn check_tolerance(tolerance: f32) -> Result<(), CompactError> {
+    if tolerance.is_finite() && tolerance >= 0.0 {
+        Ok(())
+    } else {
+        Err(CompactError::Tolerance(tolerance))
     }
 }
