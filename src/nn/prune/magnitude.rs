@@ -210,3 +210,150 @@ fn mark(d: &Dense, mask: &mut Array2<f32>, threshold: Option<f32>, ties: &mut us
         _ => {}
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::spec::Architecture;
+
+    /// Dense layers at indices 0, 2 and 3 (the output layer); 48 + 40 + 15 weights.
+    fn model() -> Sequential {
+        let arch: Architecture = serde_json::from_str(
+            r#"{"input_dim": 6, "layers": [
+                {"type": "dense", "units": 8, "activation": "relu"},
+                {"type": "dropout", "rate": 0.2},
+                {"type": "dense", "units": 5, "activation": "tanh"},
+                {"type": "dense", "units": 3, "activation": "softmax"}]}"#,
+        )
+        .expect("architecture");
+        Sequential::new(&arch, 5)
+    }
+
+    fn cfg(sparsity: f32, scope: Scope, overrides: &[(usize, f32)]) -> MagnitudeConfig {
+        MagnitudeConfig {
+            sparsity,
+            scope,
+            overrides: overrides.iter().copied().collect(),
+        }
+    }
+
+    fn zeros(mask: &Array2<f32>) -> usize {
+        mask.iter().filter(|&&m| m == 0.0).count()
+    }
+
+    /// `(largest pruned |w|, smallest kept |w|)` over the given masks.
+    fn extremes(model: &Sequential, masks: &[(usize, Array2<f32>)]) -> (f32, f32) {
+        let (mut pruned, mut kept) = (0.0f32, f32::INFINITY);
+        for (i, m) in masks {
+            let w = &model.layers()[*i].as_dense().expect("dense").weight.value;
+            for (&w, &m) in w.iter().zip(m) {
+                if m == 0.0 {
+                    pruned = pruned.max(w.abs());
+                } else {
+                    kept = kept.min(w.abs());
+                }
+            }
+        }
+        (pruned, kept)
+    }
+
+    #[test]
+    fn the_output_layer_is_prunable_only_with_an_override() {
+        let m = model();
+        assert_eq!(prunable_layers(&m, &BTreeMap::new()), vec![0, 2]);
+        assert_eq!(
+            prunable_layers(&m, &[(3, 0.5)].into_iter().collect()),
+            vec![0, 2, 3]
+        );
+    }
+
+    #[test]
+    fn global_masks_prune_exactly_round_s_n_below_one_threshold() {
+        let m = model();
+        let masks = magnitude_masks(&m, &cfg(0.5, Scope::Global, &[]));
+        assert_eq!(
+            masks.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            vec![0, 2]
+        );
+        let total: usize = masks.iter().map(|(_, mk)| zeros(mk)).sum();
+        assert_eq!(total, 44); // round(0.5 · 88)
+        let (pruned, kept) = extremes(&m, &masks);
+        assert!(pruned <= kept, "{pruned} > {kept}");
+        // Layers give up different shares: the ranking is global, not per layer.
+        assert_ne!(zeros(&masks[0].1), 24);
+
+        let mut pruned_model = m.clone();
+        set_masks(&mut pruned_model, &masks);
+        let stats = layer_sparsity(&pruned_model);
+        assert_eq!(stats.len(), 3);
+        assert_eq!(stats[0].nonzero + stats[1].nonzero, 88 - 44);
+        // The output layer stays dense.
+        assert_eq!(
+            (stats[2].layer, stats[2].nonzero, stats[2].sparsity),
+            (3, 15, 0.0)
+        );
+        assert!(
+            pruned_model.layers()[3]
+                .as_dense()
+                .expect("dense")
+                .weight
+                .mask
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn per_layer_masks_prune_each_layer_to_its_own_count() {
+        let m = model();
+        let masks = magnitude_masks(&m, &cfg(0.3, Scope::PerLayer, &[]));
+        assert_eq!(zeros(&masks[0].1), 14); // round(14.4)
+        assert_eq!(zeros(&masks[1].1), 12);
+        for one in &masks {
+            let (pruned, kept) = extremes(&m, std::slice::from_ref(one));
+            assert!(pruned <= kept);
+        }
+    }
+
+    #[test]
+    fn overridden_layers_get_their_own_fraction_and_leave_the_global_ranking() {
+        let m = model();
+        let masks = magnitude_masks(&m, &cfg(0.5, Scope::Global, &[(0, 0.25), (3, 0.5)]));
+        let by_layer: Vec<(usize, usize)> = masks.iter().map(|(i, mk)| (*i, zeros(mk))).collect();
+        // Layer 0: round(0.25·48) = 12; layer 2 alone in the global pool: 20; output: round(7.5) = 8.
+        assert_eq!(by_layer, vec![(0, 12), (2, 20), (3, 8)]);
+    }
+
+    #[test]
+    fn equal_magnitudes_are_cut_in_position_order() {
+        let mut m = model();
+        for p in m.params_mut() {
+            p.value.fill(-0.5);
+        }
+        let masks = magnitude_masks(&m, &cfg(0.5, Scope::Global, &[]));
+        // The first 44 weights in (layer, row-major) order: all of layer 0's first 44.
+        let flat: Vec<f32> = masks[0].1.iter().copied().collect();
+        assert!(flat[..44].iter().all(|&v| v == 0.0));
+        assert!(flat[44..].iter().all(|&v| v == 1.0));
+        assert_eq!(zeros(&masks[1].1), 0);
+    }
+
+    #[test]
+    fn re_pruning_a_masked_model_only_adds_zeros() {
+        let mut m = model();
+        let first = magnitude_masks(&m, &cfg(0.3, Scope::Global, &[]));
+        set_masks(&mut m, &first);
+        // Perturb survivors so the ranking could change if masks were ignored.
+        if let Some(d) = m.layers_mut()[0].as_dense_mut() {
+            d.weight.value.mapv_inplace(|w| w * 0.01);
+        }
+        let second = magnitude_masks(&m, &cfg(0.6, Scope::Global, &[]));
+        assert_eq!(second.iter().map(|(_, mk)| zeros(mk)).sum::<usize>(), 53); // round(52.8)
+        for ((_, a), (_, b)) in first.iter().zip(&second) {
+            for (&a, &b) in a.iter().zip(b) {
+                assert!(b <= a, "a pruned weight came back");
+            }
+        }
+        clear_masks(&mut m);
+        assert!(m.params().iter().all(|p| p.mask.is_none()));
+    }
+}
