@@ -29,43 +29,9 @@ own_server=0
 source "$(dirname "$0")/lib.sh"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/kiln-bench.XXXXXX")"
-server_pid=""
-cleanup() {
-    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        for _ in $(seq 1 50); do
-            kill -0 "$server_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
+trap 'stop_server; rm -rf "$work"' EXIT
 if ((own_server)); then
-    echo "building the release binary…" >&2
-    (cd "$REPO_ROOT" && cargo build --release --locked -q --bin kiln)
-    KILN_BIN="${KILN_BIN:-$REPO_ROOT/target/release/kiln}"
-    # Port 0: the OS picks a free port; `kiln serve` prints the address once it is ready.
-    KILN_LISTEN=127.0.0.1:0 KILN_DATA_DIR="$work/data" \
-        "$REPO_ROOT/target/release/kiln" serve >"$work/server.log" 2>&1 &
-    server_pid=$!
-    deadline=$((SECONDS + 60))
-    KILN_URL=""
-    while [[ -z "$KILN_URL" ]]; do
-        if ! kill -0 "$server_pid" 2>/dev/null || ((SECONDS >= deadline)); then
-            echo "error: the server did not come up; its log:" >&2
-            cat "$work/server.log" >&2
-            exit 1
-        fi
-        sleep 0.1
-        KILN_URL="$(grep -o -m1 'kiln listening on http://[^[:space:]]*' "$work/server.log" | sed 's/^kiln listening on //' || true)"
-    done
-    export KILN_URL
-    api GET /healthz >/dev/null
-    echo "server on $KILN_URL (data in $work/data, pid $server_pid)" >&2
+    start_server "$work"
 else
     api GET /healthz >/dev/null
     echo "benchmarking the server on $KILN_URL" >&2

@@ -14,6 +14,48 @@ die() {
     exit 1
 }
 
+# start_server WORK_DIR — builds the release binary and starts `kiln serve` on a
+# free loopback port with its data in WORK_DIR/data; sets KILN_URL, KILN_BIN and
+# server_pid. Pair with stop_server (e.g. in an EXIT trap).
+server_pid=""
+start_server() {
+    local work="$1" deadline
+    echo "building the release binary…" >&2
+    (cd "$REPO_ROOT" && cargo build --release --locked -q --bin kiln)
+    KILN_BIN="${KILN_BIN:-$REPO_ROOT/target/release/kiln}"
+    # Port 0: the OS picks a free port; `kiln serve` prints the address once it is ready.
+    KILN_LISTEN=127.0.0.1:0 KILN_DATA_DIR="$work/data" KILN_WORKERS="${KILN_WORKERS:-1}" \
+        "$KILN_BIN" serve >"$work/server.log" 2>&1 &
+    server_pid=$!
+    deadline=$((SECONDS + 60))
+    KILN_URL=""
+    while [[ -z "$KILN_URL" ]]; do
+        if ! kill -0 "$server_pid" 2>/dev/null || ((SECONDS >= deadline)); then
+            echo "error: the server did not come up; its log:" >&2
+            cat "$work/server.log" >&2
+            exit 1
+        fi
+        sleep 0.1
+        KILN_URL="$(grep -o -m1 'kiln listening on http://[^[:space:]]*' "$work/server.log" | sed 's/^kiln listening on //' || true)"
+    done
+    export KILN_URL
+    api GET /healthz >/dev/null
+    echo "server on $KILN_URL (data in $work/data, pid $server_pid)" >&2
+}
+
+# stop_server — SIGTERM the server start_server started, SIGKILL after 5 s.
+stop_server() {
+    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        for _ in $(seq 1 50); do
+            kill -0 "$server_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+}
+
 # api METHOD PATH [curl arguments…] — prints the response body; on an HTTP
 # status >= 400 prints the problem document to stderr and exits.
 api() {

@@ -62,6 +62,7 @@ impl Application {
             blobs,
             queue: queue.clone(),
             settings,
+            compiled: Default::default(),
         };
         Ok(Self {
             listener,

@@ -49,6 +49,26 @@ pub async fn serve_blob(
     let mut res = res.map(Body::new);
     insert(&mut res, header::ETAG, &etag);
     insert(&mut res, header::CONTENT_TYPE, content_type);
+    attach(&mut res, filename);
+    Ok(res)
+}
+
+/// Serves bytes made for this request (a converted file): no ranges, ETag of the content.
+pub fn serve_bytes(filename: &str, bytes: Vec<u8>) -> Response {
+    use sha2::{Digest, Sha256};
+    let digest: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut res = Body::from(bytes).into_response();
+    insert(&mut res, header::ETAG, &format!("\"{digest}\""));
+    insert(&mut res, header::CONTENT_TYPE, "application/octet-stream");
+    attach(&mut res, filename);
+    res
+}
+
+/// `Content-Disposition: attachment` with a filename safe to quote.
+fn attach(res: &mut Response, filename: &str) {
     let safe: String = filename
         .chars()
         .map(|c| {
@@ -60,11 +80,10 @@ pub async fn serve_blob(
         })
         .collect();
     insert(
-        &mut res,
+        res,
         header::CONTENT_DISPOSITION,
         &format!("attachment; filename=\"{safe}\""),
     );
-    Ok(res)
 }
 
 fn insert(res: &mut Response, name: header::HeaderName, value: &str) {

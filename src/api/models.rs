@@ -8,13 +8,14 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::download::serve_blob;
+use super::download::{serve_blob, serve_bytes};
 use super::extract::{AppJson, IdPath, is_json, parse_json};
 use super::multipart::{UploadForm, read_upload_form};
 use super::pagination::{ListQuery, Page, timestamp};
 use super::problem::{ApiError, Problem};
 use crate::nn::spec::Architecture;
 use crate::services::Services;
+use crate::services::model_download::Download;
 use crate::store::ModelRecord;
 
 pub fn router(upload_limit: usize) -> Router<Services> {
@@ -95,7 +96,7 @@ pub struct CreateModel {
 #[allow(dead_code)]
 #[derive(utoipa::ToSchema)]
 pub struct ModelUploadForm {
-    /// A kiln model file (safetensors with kiln's `__metadata__`).
+    /// A kiln model file: safetensors with kiln's `__metadata__`, or a compressed `kilnz` artifact.
     #[schema(value_type = String, format = Binary)]
     pub file: Vec<u8>,
     pub name: Option<String>,
@@ -103,7 +104,8 @@ pub struct ModelUploadForm {
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct DownloadQuery {
-    /// `safetensors` (the default and, for now, the only format).
+    /// `safetensors` or `kilnz` (kiln's compressed artifact); default: the form the
+    /// model is stored in. A compressed model also downloads as dense `safetensors`.
     pub format: Option<String>,
 }
 
@@ -199,7 +201,7 @@ pub async fn delete_model(
 #[utoipa::path(get, path = "/v1/models/{id}/download", tag = "models",
     params(("id" = Uuid, Path), DownloadQuery),
     responses(
-        (status = 200, content_type = "application/octet-stream", description = "The safetensors file"),
+        (status = 200, content_type = "application/octet-stream", description = "The model file"),
         (status = 206, description = "A byte range of it"),
         (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn download_model(
@@ -208,30 +210,24 @@ pub async fn download_model(
     Query(q): Query<DownloadQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    match q.format.as_deref() {
-        None | Some("safetensors") => {}
-        Some(other) => {
-            return Err(crate::validation::Invalid::one(
-                "format",
-                format!("`{other}` is not available; formats: safetensors"),
-            )
-            .into());
-        }
-    }
     let record = svc.get_model(id).await?;
-    let path = svc
-        .blobs
-        .path(&record.sha256)
-        .map_err(crate::services::ServiceError::from)?;
-    let filename = format!("{}.safetensors", record.name);
-    serve_blob(
-        &headers,
-        &path,
-        &record.sha256,
-        &filename,
-        "application/octet-stream",
-    )
-    .await
+    match svc.model_download(&record, q.format.as_deref()).await? {
+        Download::Stored { filename } => {
+            let path = svc
+                .blobs
+                .path(&record.sha256)
+                .map_err(crate::services::ServiceError::from)?;
+            serve_blob(
+                &headers,
+                &path,
+                &record.sha256,
+                &filename,
+                "application/octet-stream",
+            )
+            .await
+        }
+        Download::Converted { filename, bytes } => Ok(serve_bytes(&filename, bytes)),
+    }
 }
 
 /// `POST /v1/models/{id}/predict`.

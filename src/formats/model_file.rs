@@ -221,6 +221,16 @@ fn optional(value: Option<&String>) -> Option<String> {
     value.filter(|v| !v.is_empty()).cloned()
 }
 
+/// The file extension, and `format` download name, of a stored model file:
+/// `kilnz` for kiln's compressed artifact, `safetensors` otherwise.
+pub fn extension(bytes: &[u8]) -> &'static str {
+    if bytes.starts_with(b"KILNZ") {
+        "kilnz"
+    } else {
+        "safetensors"
+    }
+}
+
 /// Reads and checks a kiln model file. Every problem is reported with field `file`.
 pub fn decode(bytes: &[u8]) -> Result<ModelFile, Invalid> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| invalid(describe(&e)))?;

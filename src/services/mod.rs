@@ -12,6 +12,8 @@ pub mod artifacts;
 pub mod datasets;
 mod error;
 pub mod jobs;
+pub mod model_cache;
+pub mod model_download;
 pub mod models;
 pub mod page;
 
@@ -24,6 +26,8 @@ pub struct Services {
     pub blobs: BlobStore,
     pub queue: QueueHandle,
     pub settings: Arc<Settings>,
+    /// Compiled models of recent predict calls.
+    pub compiled: Arc<model_cache::ModelCache>,
 }
 
 /// An uploaded file, already streamed into the blob store.

@@ -185,14 +185,25 @@ impl Services {
             c.push(format!("inputs[{i}]"), "values must be finite numbers");
         }
         c.finish(())?;
-        let bytes = self.blobs.read(&record.sha256).await?;
+        let compiled = match self.compiled.get(&record.sha256) {
+            Some(m) => m,
+            None => {
+                let bytes = self.blobs.read(&record.sha256).await?;
+                let m = blocking(move || {
+                    let file = model_file::decode(&bytes)?;
+                    Ok(std::sync::Arc::new(crate::nn::sparse::compile(&file.model)))
+                })
+                .await?;
+                self.compiled.insert(&record.sha256, m.clone());
+                m
+            }
+        };
         blocking(move || {
-            let file = model_file::decode(&bytes)?;
             let rows = inputs.len();
             let flat: Vec<f32> = inputs.into_iter().flatten().collect();
             let x = ndarray::Array2::from_shape_vec((rows, width), flat)
                 .map_err(|e| ServiceError::Internal(e.into()))?;
-            let y = file.model.predict(x.view());
+            let y = compiled.predict(x.view());
             Ok(y.rows().into_iter().map(|r| r.to_vec()).collect())
         })
         .await

@@ -4,5 +4,6 @@
 mod bad_input;
 mod helpers;
 mod jobs;
+mod optimize;
 mod restart;
 mod workflow;

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Driver of scripts/compress_bench.sh: runs the jobs and prints the table.
+
+    compress_bench.py KILN_URL TRAIN_DATASET_ID TEST_DATASET_ID WORK_DIR
+"""
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+URL, TRAIN, TEST, WORK = sys.argv[1:5]
+EPOCHS = int(os.environ.get("EPOCHS", "10"))
+SPARSITY = float(os.environ.get("SPARSITY", "0.92"))
+PRUNE_EPOCHS = int(os.environ.get("PRUNE_EPOCHS", "6"))
+BITS = int(os.environ.get("BITS", "5"))
+
+LENET = {
+    "input_dim": 784,
+    "layers": [
+        {"type": "dense", "units": 300, "activation": "relu"},
+        {"type": "dense", "units": 100, "activation": "relu"},
+        {"type": "dense", "units": 10, "activation": "softmax"},
+    ],
+}
+
+
+def call(method, path, body=None, raw=None, headers=None):
+    data = json.dumps(body).encode() if body is not None else raw
+    h = {"Content-Type": "application/json"} if body is not None else {}
+    h.update(headers or {})
+    req = urllib.request.Request(URL + path, data=data, method=method, headers=h)
+    try:
+        with urllib.request.urlopen(req, timeout=600) as r:
+            payload = r.read()
+            return json.loads(payload) if r.headers.get_content_type().endswith("json") else payload
+    except urllib.error.HTTPError as e:
+        sys.exit(f"error: {method} {path} answered {e.code}: {e.read().decode(errors='replace')}")
+
+
+def job(kind, model, params, dataset=TRAIN):
+    """Runs a job; returns (seconds from POST to succeeded, job)."""
+    t0 = time.perf_counter()
+    j = call("POST", "/v1/jobs", {"kind": kind, "model": model, "dataset": dataset,
+                                  "eval_dataset": TEST, "params": params})
+    while j["status"] not in ("succeeded", "failed", "cancelled"):
+        time.sleep(0.05)
+        j = call("GET", f"/v1/jobs/{j['id']}")
+    secs = time.perf_counter() - t0
+    if j["status"] != "succeeded":
+        sys.exit(f"error: {kind} job {j['id']} {j['status']}: {j.get('error')}")
+    print(f"{kind}: {secs:.1f} s", file=sys.stderr)
+    return secs, j
+
+
+def upload_model(path, name):
+    boundary = uuid.uuid4().hex
+    with open(path, "rb") as f:
+        content = f.read()
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n{name}\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    return call("POST", "/v1/models", raw=body,
+                headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+
+fine_tune = {"epochs": PRUNE_EPOCHS, "batch_size": 128, "optimizer": {"name": "adam", "lr": 0.0005}}
+model = call("POST", "/v1/models", {"name": "lenet-300-100", "architecture": LENET})["id"]
+t_train, train = job("train", model, {"epochs": EPOCHS, "batch_size": 128,
+                                      "optimizer": {"name": "adam", "lr": 0.001}})
+dense = train["result"]["metrics"]
+t_prune, prune = job("prune", train["result"]["model_id"], {
+    "method": "magnitude", "sparsity": SPARSITY, "scope": "global",
+    "schedule": {"type": "polynomial"}, "fine_tune": fine_tune})
+pruned = prune["result"]["metrics"]
+pruned_id = prune["result"]["model_id"]
+t_share, shared_job = job("compress", pruned_id, {"bits": BITS, "coder": "none",
+                                                  "fine_tune": {"epochs": 1, "batch_size": 128,
+                                                                "optimizer": {"name": "adam", "lr": 0.0001}}})
+shared = shared_job["result"]["metrics"]
+t_coded, coded_job = job("compress", pruned_id, {"bits": BITS, "coder": "auto",
+                                                 "fine_tune": {"epochs": 1, "batch_size": 128,
+                                                               "optimizer": {"name": "adam", "lr": 0.0001}}})
+coded = coded_job["result"]["metrics"]
+
+# The compressed artifact travels: download it, upload it again, evaluate it.
+blob = call("GET", f"/v1/models/{coded_job['result']['model_id']}/download")
+path = os.path.join(WORK, "lenet.kilnz")
+with open(path, "wb") as f:
+    f.write(blob)
+again = upload_model(path, "lenet-compressed")
+_, ev = job("evaluate", again["id"], {}, dataset=TEST)
+reread = ev["result"]["metrics"]
+
+base = dense["size_bytes"]
+rows = [
+    ("dense fp32 (train)", dense, t_train),
+    (f"pruned {SPARSITY:.0%} (prune, {PRUNE_EPOCHS} epochs)", pruned, t_prune),
+    (f"+ shared weights, {BITS} bits (compress, coder none)", shared, t_share),
+    (f"+ entropy coded (compress, coder {coded.get('coder', '?')})", coded, t_coded),
+    ("compressed file uploaded again (evaluate)", reread, None),
+]
+print(f"\nLeNet-300-100 on Fashion-MNIST (test set, 10,000 rows); kiln {URL}\n")
+print("| stage | accuracy | non-zeros | bytes | × smaller | latency b1 (µs) | rows/s b1024 | job time (s) |")
+print("|---|---|---|---|---|---|---|---|")
+for name, m, t in rows:
+    print(f"| {name} | {m['accuracy']:.4f} | {m['nonzero_params']:,} | {m['size_bytes']:,} | "
+          f"{base / m['size_bytes']:.1f} | {m['latency_us_b1']:.1f} | {m['throughput_b1024']:,.0f} | "
+          f"{'' if t is None else f'{t:.1f}'} |")
+print(f"\naccuracy change dense → entropy coded: {100 * (coded['accuracy'] - dense['accuracy']):+.2f} points")
+print(f"prune + compress jobs: {t_prune + t_coded:.1f} s")
+print("kernels of the pruned model:", json.dumps(pruned.get("kernels")))
+print("layouts of the compressed model:", json.dumps(coded.get("layouts")))

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# End-to-end benchmark of issue 3 on Fashion-MNIST through the HTTP API:
+# LeNet-300-100 (784 → 300 relu → 100 relu → 10 softmax) trained dense, then
+# magnitude-pruned with a gradual schedule and fine-tuned, then weight-shared
+# (k-means codebooks) and entropy coded by a compress job; the compressed file
+# is downloaded, uploaded again and evaluated. Prints the table of BENCHMARKS.md.
+#
+#   scripts/compress_bench.sh            # needs dataset-fashion-mnist, numpy, curl
+#
+# Knobs (environment): EPOCHS (dense training, 10), SPARSITY (0.92),
+# PRUNE_EPOCHS (fine-tuning while pruning, 6), BITS (5).
+# Without KILN_URL it builds the release binary and starts its own server on a
+# free loopback port with one worker and a temporary data directory.
+set -euo pipefail
+
+own_server=0
+[[ -n "${KILN_URL:-}" ]] || own_server=1
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+IDX_DIR="${IDX_DIR:-/usr/share/datasets/fashion-mnist}"
+[[ -f "$IDX_DIR/train-images-idx3-ubyte.gz" ]] ||
+    die "Fashion-MNIST not found in $IDX_DIR (apt-get install dataset-fashion-mnist)"
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/kiln-compress.XXXXXX")"
+trap 'stop_server; rm -rf "$work"' EXIT
+if ((own_server)); then
+    start_server "$work"
+fi
+
+python3 "$SCRIPTS_DIR/fashion_mnist.py" "$work" "$IDX_DIR"
+echo "uploading Fashion-MNIST…" >&2
+D="$(api POST /v1/datasets -F "file=@$work/train.npz" -F name=fashion-train | jget id)"
+T="$(api POST /v1/datasets -F "file=@$work/test.npz" -F name=fashion-test | jget id)"
+rm -f "$work/train.npz" "$work/test.npz"
+
+python3 "$SCRIPTS_DIR/compress_bench.py" "$KILN_URL" "$D" "$T" "$work"

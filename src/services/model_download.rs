@@ -1,0 +1,62 @@
+//! Which bytes `GET /v1/models/{id}/download?format=…` answers with.
+//!
+//! A model is stored in one of two forms: a kiln safetensors file, or (after a
+//! compress job, or an upload of one) kiln's compressed artifact. The stored
+//! form downloads as it is; `format=safetensors` of a compressed model decodes
+//! it and writes the dense safetensors file that Python's `safetensors` opens.
+
+use super::{ServiceError, Services, blocking};
+use crate::formats::model_file;
+use crate::store::ModelRecord;
+use crate::validation::Invalid;
+
+/// The download formats, by their `format` query value.
+pub const FORMATS: [&str; 2] = ["safetensors", "kilnz"];
+
+/// What to send.
+pub enum Download {
+    /// The stored blob, served with ranges and ETag.
+    Stored { filename: String },
+    /// A file converted on the fly.
+    Converted { filename: String, bytes: Vec<u8> },
+}
+
+impl Services {
+    /// Resolves `format` (None: the stored form) for `record`.
+    pub async fn model_download(
+        &self,
+        record: &ModelRecord,
+        format: Option<&str>,
+    ) -> Result<Download, ServiceError> {
+        let bytes = self.blobs.read(&record.sha256).await?;
+        let stored = model_file::extension(&bytes);
+        let wanted = format.unwrap_or(stored);
+        if !FORMATS.contains(&wanted) {
+            return Err(Invalid::one(
+                "format",
+                format!(
+                    "`{wanted}` is not available; formats: {}",
+                    FORMATS.join(", ")
+                ),
+            )
+            .into());
+        }
+        let filename = format!("{}.{wanted}", record.name);
+        if wanted == stored {
+            return Ok(Download::Stored { filename });
+        }
+        if wanted == "kilnz" {
+            return Err(Invalid::one(
+                "format",
+                "this model is not compressed; a compress job makes a kilnz artifact of it",
+            )
+            .into());
+        }
+        let bytes = blocking(move || {
+            let file = model_file::decode(&bytes)?;
+            model_file::encode(&file).map_err(|e| ServiceError::Internal(e.into()))
+        })
+        .await?;
+        Ok(Download::Converted { filename, bytes })
+    }
+}
