@@ -45,3 +45,6 @@ pub enum PruneError {
     #[error(transparent)]
     Surgery(#[from] SurgeryError),
 }
+
+#[cfg(test)]
+mod tests;

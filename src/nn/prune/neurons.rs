@@ -322,3 +322,246 @@ pub fn remove_units(
     }
     Ok(current.unwrap_or_else(|| model.clone()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::spec::Architecture;
+    use ndarray::{Array1, array};
+
+    fn arch(json: &str) -> Architecture {
+        serde_json::from_str(json).expect("architecture")
+    }
+
+    fn cfg(sparsity: f32, scope: Scope, overrides: &[(usize, f32)]) -> NeuronConfig {
+        NeuronConfig {
+            sparsity,
+            scope,
+            overrides: overrides.iter().copied().collect(),
+            criterion: UnitCriterion::L1,
+        }
+    }
+
+    /// Hidden layers 0 (4 units, column L1 norms 4, 1, 3, 2) and 1 (3 units,
+    /// norms 50, 10, 30): raw norms differ by a factor 10 between layers.
+    fn two_hidden() -> Sequential {
+        let a = arch(
+            r#"{"input_dim": 2, "layers": [
+                {"type": "dense", "units": 4, "activation": "relu"},
+                {"type": "dense", "units": 3, "activation": "relu"},
+                {"type": "dense", "units": 1, "activation": "sigmoid"}]}"#,
+        );
+        let w0 = array![[4.0, 1.0, -3.0, 1.0], [0.0, 0.0, 0.0, -1.0]];
+        let w1 = array![
+            [20.0, -5.0, 10.0],
+            [30.0, 5.0, -20.0],
+            [0.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0]
+        ];
+        let w2 = array![[1.0], [1.0], [1.0]];
+        let b = |n| Some(Array1::zeros(n));
+        Sequential::from_weights(&a, vec![(w0, b(4)), (w1, b(3)), (w2, b(1))]).expect("weights")
+    }
+
+    fn none() -> Array2<f32> {
+        Array2::zeros((0, 2))
+    }
+
+    #[test]
+    fn norm_and_activation_scores_match_hand_computed_values() {
+        let a = arch(
+            r#"{"input_dim": 3, "layers": [
+                {"type": "dense", "units": 2, "activation": "relu"},
+                {"type": "dense", "units": 1}]}"#,
+        );
+        let w = array![[1.0, -2.0], [3.0, 0.0], [-1.0, 2.0]];
+        let m = Sequential::from_weights(
+            &a,
+            vec![
+                (w, Some(array![0.5, -1.0])),
+                (array![[1.0], [1.0]], Some(array![0.0])),
+            ],
+        )
+        .expect("weights");
+        let x = array![[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]];
+        assert_eq!(
+            unit_scores(&m, 0, UnitCriterion::L1, x.view()),
+            array![5.0, 4.0]
+        );
+        let l2 = unit_scores(&m, 0, UnitCriterion::L2, x.view());
+        assert!((l2[0] - 11f32.sqrt()).abs() < 1e-6 && (l2[1] - 8f32.sqrt()).abs() < 1e-6);
+        // z = [1.5, −3] and [2.5, 1]; relu → [1.5, 0] and [2.5, 1]; mean |a| = [2, 0.5].
+        assert_eq!(
+            unit_scores(&m, 0, UnitCriterion::Activation, x.view()),
+            array![2.0, 0.5]
+        );
+        assert_eq!(unit_scores(&m, 7, UnitCriterion::L1, x.view()).len(), 0);
+    }
+
+    #[test]
+    fn activation_scores_over_many_chunks_equal_one_pass() {
+        let m = two_hidden();
+        let rows = 2 * CHUNK + 37;
+        let x = Array2::from_shape_fn((rows, 2), |(i, j)| {
+            ((i * 7 + j * 3) % 11) as f32 * 0.2 - 1.0
+        });
+        let scores = unit_scores(&m, 1, UnitCriterion::Activation, x.view());
+        let d0 = m.layers()[0].as_dense().expect("dense");
+        let d1 = m.layers()[1].as_dense().expect("dense");
+        let a = d1.forward(d0.forward(x.view()).view());
+        for j in 0..3 {
+            let want = a.column(j).iter().map(|v| v.abs() as f64).sum::<f64>() / rows as f64;
+            assert!(
+                (scores[j] as f64 - want).abs() < 1e-4 * want.max(1.0),
+                "unit {j}"
+            );
+        }
+    }
+
+    #[test]
+    fn per_layer_selection_drops_the_lowest_scores_of_each_layer() {
+        let keep = select_units(
+            &two_hidden(),
+            &cfg(0.5, Scope::PerLayer, &[]),
+            none().view(),
+        )
+        .expect("selects");
+        // Layer 0 drops round(2) = 2 (norms 1, 2); layer 1 drops round(1.5) = 2 (norms 10, 30).
+        assert_eq!(keep, vec![(0, vec![0, 2]), (1, vec![0])]);
+    }
+
+    #[test]
+    fn global_selection_ranks_scores_relative_to_their_layer_mean() {
+        // Normalised: layer 0 (mean 2.5) [1.6, 0.4, 1.2, 0.8], layer 1 (mean 30) [1.67, 0.33, 1.0].
+        // round(0.5·7) = 4 go: 0.33, 0.4, 0.8, 1.0. Raw norms would drop 1, 2, 3, 10 instead.
+        let keep = select_units(&two_hidden(), &cfg(0.5, Scope::Global, &[]), none().view())
+            .expect("selects");
+        assert_eq!(keep, vec![(0, vec![0, 2]), (1, vec![0])]);
+        // Everything asked: each layer still keeps its best unit.
+        let keep = select_units(&two_hidden(), &cfg(1.0, Scope::Global, &[]), none().view())
+            .expect("selects");
+        assert_eq!(keep, vec![(0, vec![0]), (1, vec![0])]);
+        // An override takes layer 1 out of the pool: layer 0 alone gives up round(0.5·4) = 2.
+        let keep = select_units(
+            &two_hidden(),
+            &cfg(0.5, Scope::Global, &[(1, 0.0)]),
+            none().view(),
+        )
+        .expect("selects");
+        assert_eq!(keep, vec![(0, vec![0, 2]), (1, vec![0, 1, 2])]);
+    }
+
+    #[test]
+    fn emptying_a_layer_or_having_none_to_prune_is_an_error() {
+        let m = two_hidden();
+        let x = none();
+        assert_eq!(
+            select_units(&m, &cfg(1.0, Scope::PerLayer, &[]), x.view()),
+            Err(PruneError::EmptyLayer { layer: 0 })
+        );
+        assert_eq!(
+            select_units(&m, &cfg(0.2, Scope::Global, &[(1, 0.9)]), x.view()),
+            Err(PruneError::EmptyLayer { layer: 1 })
+        );
+        assert_eq!(
+            select_units(&m, &cfg(0.2, Scope::Global, &[(2, 0.5)]), x.view()),
+            Err(PruneError::NotHidden { layer: 2 })
+        );
+        assert_eq!(
+            select_units(&m, &cfg(1.5, Scope::Global, &[]), x.view()),
+            Err(PruneError::Sparsity { value: 1.5 })
+        );
+        let by_activation = NeuronConfig {
+            criterion: UnitCriterion::Activation,
+            ..cfg(0.5, Scope::Global, &[])
+        };
+        assert_eq!(
+            select_units(&m, &by_activation, Array2::zeros((3, 5)).view()),
+            Err(PruneError::InputWidth {
+                expected: 2,
+                got: 5
+            })
+        );
+        let single = Sequential::new(
+            &arch(r#"{"input_dim": 2, "layers": [{"type": "dense", "units": 3}]}"#),
+            1,
+        );
+        assert_eq!(
+            select_units(&single, &cfg(0.5, Scope::Global, &[]), x.view()),
+            Err(PruneError::NoPrunableLayer)
+        );
+    }
+
+    /// Hidden layers 0 (tanh, 8) and 2 (sigmoid, 6), dropout between, softmax head; non-zero biases.
+    fn deep(seed: u64) -> Sequential {
+        let a = arch(
+            r#"{"input_dim": 5, "layers": [
+                {"type": "dense", "units": 8, "activation": "tanh"},
+                {"type": "dropout", "rate": 0.3},
+                {"type": "dense", "units": 6, "activation": "sigmoid"},
+                {"type": "dense", "units": 3, "activation": "softmax"}]}"#,
+        );
+        let mut m = Sequential::new(&a, seed);
+        for (k, p) in m.params_mut().into_iter().enumerate() {
+            if p.value.nrows() == 1 {
+                let n = p.value.len();
+                p.value = Array2::from_shape_fn((1, n), |(_, j)| {
+                    0.1 * (j as f32 - 2.0) + k as f32 * 0.05
+                });
+            }
+        }
+        m
+    }
+
+    fn x() -> Array2<f32> {
+        Array2::from_shape_fn((9, 5), |(i, j)| ((i * 5 + j) % 7) as f32 * 0.3 - 0.9)
+    }
+
+    const KEEP: [(usize, &[usize]); 2] = [(0, &[0, 2, 3, 5, 7]), (2, &[1, 2, 4])];
+
+    fn keep() -> Vec<(usize, Vec<usize>)> {
+        KEEP.iter().map(|(l, u)| (*l, u.to_vec())).collect()
+    }
+
+    #[test]
+    fn removing_units_shrinks_the_model_and_keeps_kept_units_bitwise() {
+        let m = deep(3);
+        let small = remove_units(&m, &keep()).expect("removes");
+        // 5·5 + 5, 5·3 + 3, 3·3 + 3
+        assert_eq!(small.param_count(), 60);
+        assert_eq!(small.architecture().layers.len(), 4);
+        let x = x();
+        let before = m.layers()[0].as_dense().expect("dense").forward(x.view());
+        let after = small.layers()[0]
+            .as_dense()
+            .expect("dense")
+            .forward(x.view());
+        assert_eq!(after, before.select(Axis(1), KEEP[0].1));
+    }
+
+    #[test]
+    fn units_cut_off_by_masks_fold_into_the_next_bias_and_outputs_stay() {
+        let mut m = deep(4);
+        for (layer, units) in keep() {
+            let d = m.layers_mut()[layer].as_dense_mut().expect("dense");
+            for j in (0..d.units()).filter(|j| !units.contains(j)) {
+                d.weight.value.column_mut(j).fill(0.0);
+                // Layer 0 keeps its bias (constant tanh(b_j)); layer 2 loses it (sigmoid(0) = 0.5).
+                if layer == 2 {
+                    d.bias.as_mut().expect("bias").value[(0, j)] = 0.0;
+                }
+            }
+        }
+        let small = remove_units(&m, &keep()).expect("removes");
+        assert_eq!(small.param_count(), 60);
+        let (a, b) = (m.predict(x().view()), small.predict(x().view()));
+        for (a, b) in a.iter().zip(&b) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+        // Without the fold the outputs would differ: the constants are not zero.
+        let mut unfolded = small.clone();
+        let head = unfolded.layers_mut()[3].as_dense_mut().expect("dense");
+        head.bias = m.layers()[3].as_dense().expect("dense").bias.clone();
+        assert_ne!(unfolded.predict(x().view()), b);
+    }
+}
