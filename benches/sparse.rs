@@ -8,7 +8,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kiln::nn::Sequential;
-use kiln::nn::sparse::{Choice, compile_with};
+use kiln::nn::sparse::{Choice, Csr, compile_with};
 use kiln::nn::spec::Architecture;
 use ndarray::Array2;
 use rand::{RngExt, SeedableRng};
@@ -72,5 +72,34 @@ fn lenet(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, lenet);
+/// The first LeNet layer alone (784→300, no activation): the two kernels head to head.
+fn layer(c: &mut Criterion) {
+    let mut g = c.benchmark_group("sparse_layer_784x300");
+    for density in [1.0, 0.3, 0.1, 0.05] {
+        let model = pruned_lenet(density);
+        let Some(d) = model.layers()[0].as_dense() else {
+            return;
+        };
+        let csr = Csr::from_dense(d.weight.value.view()).expect("fits");
+        let bias: Vec<f32> = d
+            .bias
+            .as_ref()
+            .map_or(vec![0.0; 300], |b| b.value.iter().copied().collect());
+        for batch in [1usize, 64] {
+            let x = input(batch, 4);
+            let mut z = Array2::zeros((batch, 300));
+            g.throughput(Throughput::Elements(batch as u64));
+            let id = |kind: &str| BenchmarkId::new(format!("{kind}/b{batch}"), density);
+            g.bench_function(id("dense"), |b| {
+                b.iter(|| d.linear_into(black_box(x.view()), z.view_mut()))
+            });
+            g.bench_function(id("csr"), |b| {
+                b.iter(|| csr.linear_into(black_box(x.view()), Some(&bias), z.view_mut()))
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, lenet, layer);
 criterion_main!(benches);

@@ -255,10 +255,14 @@ fn block_kernel<I: Index>(
         if xk.iter().all(|&v| v == 0.0) {
             continue;
         }
+        // A copy in registers: read through the reference, LLVM reloads it after
+        // every store to `zs` (it cannot tell they don't overlap once inlined) and
+        // the update stays scalar, 4x slower.
+        let xk = *xk;
         let (start, end) = (span[0] as usize, span[1] as usize);
         for (&j, &v) in idx[start..end].iter().zip(&values[start..end]) {
             let zj = &mut zs[j.at()];
-            zj.iter_mut().zip(xk).for_each(|(z, &x)| *z += x * v);
+            zj.iter_mut().zip(&xk).for_each(|(z, &x)| *z += x * v);
         }
     }
 }
