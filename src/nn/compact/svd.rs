@@ -37,37 +37,48 @@ pub fn svd(w: ArrayView2<f32>) -> Svd {
         let (c, r) = if transposed { (i, j) } else { (j, i) };
         a[c * len + r] = f64::from(v);
     }
-    let mut v = vec![0f64; cols * cols];
-    for c in 0..cols {
-        v[c * cols + c] = 1.0;
-    }
     let frobenius = a.iter().map(|x| x * x).sum::<f64>().sqrt();
     // Columns shorter than this are rounding noise of a rank-deficient matrix:
     // rotating them would chase noise, so they are left alone.
     let negligible = f64::EPSILON * frobenius;
-    orthogonalise(&mut a, &mut v, len, cols, negligible * negligible);
+    // A = Q·R first when A is tall: the rotations then act on `cols`-long columns
+    // of R rather than `len`-long ones of A, and Q maps R's left vectors back.
+    let (mut work, wlen, reflectors) = if len > cols {
+        let (r, reflectors) = householder_qr(a, len, cols);
+        (r, cols, reflectors)
+    } else {
+        (a, len, Vec::new())
+    };
+    let mut v = vec![0f64; cols * cols];
+    for c in 0..cols {
+        v[c * cols + c] = 1.0;
+    }
+    orthogonalise(&mut work, &mut v, wlen, cols, negligible * negligible);
 
-    let norms: Vec<f64> = a
-        .chunks_exact(len.max(1))
+    let norms: Vec<f64> = work
+        .chunks_exact(wlen.max(1))
         .map(|c| dot(c, c).sqrt())
         .collect();
     let mut order: Vec<usize> = (0..cols).collect();
     order.sort_by(|&x, &y| norms[y].total_cmp(&norms[x]));
     let s: Vec<f64> = order.iter().map(|&c| norms[c]).collect();
 
-    // Left vectors (normalised columns of A) in descending order, completed where σ ≈ 0.
+    // Left vectors (normalised columns) in descending order, completed where σ ≈ 0.
     let mut left = Vec::with_capacity(cols * len);
-    let mut row_weight = vec![0f64; len];
+    let mut row_weight = vec![0f64; wlen];
     for (r, &c) in order.iter().enumerate() {
-        let col = &a[c * len..(c + 1) * len];
+        let col = &work[c * wlen..(c + 1) * wlen];
         if s[r] > negligible {
             left.extend(col.iter().map(|x| x / s[r]));
         } else {
-            left.extend(completion(&left, &row_weight, len));
+            left.extend(completion(&left, &row_weight, wlen));
         }
-        for (wt, x) in row_weight.iter_mut().zip(&left[r * len..]) {
+        for (wt, x) in row_weight.iter_mut().zip(&left[r * wlen..]) {
             *wt += x * x;
         }
+    }
+    if !reflectors.is_empty() {
+        left = apply_q(&reflectors, &left, cols, len);
     }
     let k = cols;
     let right = |r: usize, i: usize| v[order[r] * cols + i];
@@ -83,6 +94,54 @@ pub fn svd(w: ArrayView2<f32>) -> Svd {
         )
     };
     Svd { u, s, vt }
+}
+
+/// Householder QR of the `cols` columns (each `len > cols` long) of `a`: `R`
+/// (`cols × cols`, column `c` stored contiguously) and the unit reflector
+/// vectors, `v_j` acting on entries `j..len`, with `Q = H_0 ⋯ H_{cols−1}`.
+fn householder_qr(mut a: Vec<f64>, len: usize, cols: usize) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let mut reflectors = Vec::with_capacity(cols);
+    for j in 0..cols {
+        let x = &a[j * len + j..(j + 1) * len];
+        let norm = dot(x, x).sqrt();
+        let mut v = x.to_vec();
+        // Reflect x onto −sign(x₀)·‖x‖·e₁: no cancellation in v₀.
+        v[0] += if x[0] >= 0.0 { norm } else { -norm };
+        let vnorm = dot(&v, &v).sqrt();
+        if vnorm > 0.0 {
+            v.iter_mut().for_each(|e| *e /= vnorm);
+            for col in a[j * len..].chunks_exact_mut(len) {
+                let tail = &mut col[j..];
+                let proj = 2.0 * dot(&v, tail);
+                tail.iter_mut().zip(&v).for_each(|(t, v)| *t -= proj * v);
+            }
+        } else {
+            v.iter_mut().for_each(|e| *e = 0.0);
+        }
+        reflectors.push(v);
+    }
+    let mut r = vec![0f64; cols * cols];
+    for (c, col) in a.chunks_exact(len).enumerate() {
+        r[c * cols..c * cols + c + 1].copy_from_slice(&col[..=c]);
+    }
+    (r, reflectors)
+}
+
+/// `Q·y` for each `cols`-long vector `y` in `vectors`, with `Q` from
+/// [`householder_qr`]: `len`-long results, one after another.
+fn apply_q(reflectors: &[Vec<f64>], vectors: &[f64], cols: usize, len: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(vectors.len() / cols.max(1) * len);
+    for y in vectors.chunks_exact(cols.max(1)) {
+        let mut full = vec![0f64; len];
+        full[..cols].copy_from_slice(y);
+        for (j, v) in reflectors.iter().enumerate().rev() {
+            let tail = &mut full[j..];
+            let proj = 2.0 * dot(v, tail);
+            tail.iter_mut().zip(v).for_each(|(t, v)| *t -= proj * v);
+        }
+        out.extend(full);
+    }
+    out
 }
 
 /// Cyclic Jacobi sweeps over the `cols` columns (each `len` long) of `a`,

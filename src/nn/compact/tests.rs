@@ -53,8 +53,10 @@ fn dead_model() -> Sequential {
         let units = dense_mut(&mut m, layer).units();
         bias_mut(&mut m, layer).assign(&random(1, units, layer as u64 + 40));
     }
-    // ReLU units 1 and 4 never fire on non-negative input.
+    // Non-negative weights keep the other ReLU units alive; units 1 and 4 never fire
+    // on non-negative input.
     let d = dense_mut(&mut m, 0);
+    d.weight.value.mapv_inplace(f32::abs);
     d.weight
         .value
         .column_mut(1)
@@ -352,7 +354,11 @@ fn chains_of_linear_layers_fold_repeatedly_and_bottlenecks_stay() {
 }
 
 fn check_svd(w: &Array2<f32>) {
-    let d = svd(w.view());
+    check_decomposition(w, &svd(w.view()));
+}
+
+/// `U·diag(s)·Vᵀ = W`, `U` and `V` orthonormal, `s` descending with `Σ s² = ‖W‖²_F`.
+fn check_decomposition(w: &Array2<f32>, d: &super::svd::Svd) {
     let (m, n) = w.dim();
     let k = m.min(n);
     assert_eq!((d.u.dim(), d.s.len(), d.vt.dim()), ((m, k), k, (k, n)));
@@ -378,6 +384,7 @@ fn svd_reconstructs_tall_and_wide_random_matrices() {
     check_svd(&random(37, 23, 1));
     check_svd(&random(23, 37, 2));
     check_svd(&random(1, 5, 3));
+    check_svd(&random(9, 9, 4));
 }
 
 #[test]
@@ -404,6 +411,33 @@ fn svd_finds_known_singular_values() {
     check_svd(&rank2.t().to_owned());
     let s = svd(rank2.view()).s;
     assert!((s[0] - 5.0).abs() < 1e-12 && (s[1] - 2.0).abs() < 1e-12 && s[2].abs() < 1e-12);
+    // H·diag(4, 3, 1, 0.25)·Hᵀ with H the orthogonal 4×4 Hadamard/2: every entry exact in f32.
+    let h = ndarray::array![
+        [0.5f32, 0.5, 0.5, 0.5],
+        [0.5, -0.5, 0.5, -0.5],
+        [0.5, 0.5, -0.5, -0.5],
+        [0.5, -0.5, -0.5, 0.5]
+    ];
+    let sigma = [4.0f32, 3.0, 1.0, 0.25];
+    let square = Array2::from_shape_fn((4, 4), |(i, j)| {
+        (0..4)
+            .map(|k| h[(i, k)] * sigma[k] * h[(j, k)])
+            .sum::<f32>()
+    });
+    // The same with two zero rows in between: a tall matrix, same singular values.
+    let mut tall = Array2::zeros((6, 4));
+    tall.slice_mut(ndarray::s![..2, ..])
+        .assign(&square.slice(ndarray::s![..2, ..]));
+    tall.slice_mut(ndarray::s![4.., ..])
+        .assign(&square.slice(ndarray::s![2.., ..]));
+    for w in [square, tall] {
+        check_svd(&w);
+        let s = svd(w.view()).s;
+        for (got, want) in s.iter().zip(sigma) {
+            let want = f64::from(want);
+            assert!((got - want).abs() < 1e-12 * want, "{got} vs {want}");
+        }
+    }
     // All zeros: singular vectors still orthonormal.
     check_svd(&Array2::zeros((4, 3)));
 }
@@ -414,7 +448,7 @@ fn svd_of_a_784_by_300_matrix_prints_its_time() {
     let start = std::time::Instant::now();
     let d = svd(w.view());
     eprintln!("svd 784×300: {:?}, s₀ = {}", start.elapsed(), d.s[0]);
-    check_svd(&w);
+    check_decomposition(&w, &d);
 }
 
 #[test]
