@@ -221,3 +221,100 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
         artifacts: Vec::new(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::jobs::train::tests::{TestCtx, arch, blobs};
+
+    fn inputs(params: Value) -> JobInputs {
+        let a = arch(
+            r#"{"input_dim": 4, "layers": [{"type": "dense", "units": 16, "activation": "relu"},
+                {"type": "dropout", "rate": 0.1},
+                {"type": "dense", "units": 8, "activation": "relu"},
+                {"type": "dense", "units": 1, "activation": "sigmoid"}]}"#,
+        );
+        let model = ModelFile::untrained(&a, 5);
+        let model_bytes = model_file::encode(&model).expect("encodes").len();
+        JobInputs {
+            model,
+            model_bytes,
+            dataset: blobs(200, 4, 2),
+            eval_dataset: Some(blobs(100, 4, 3)),
+            params,
+            model_id: uuid::Uuid::nil(),
+            job_id: uuid::Uuid::nil(),
+        }
+    }
+
+    fn nonzero(layers: &Value, i: usize) -> u64 {
+        layers[i]["nonzero"].as_u64().expect("nonzero")
+    }
+
+    #[test]
+    fn per_layer_one_shot_pruning_zeroes_each_hidden_layer_and_the_file_keeps_it() {
+        let out = run(
+            inputs(json!({"sparsity": 0.75, "scope": "per_layer"})),
+            &TestCtx::default(),
+        )
+        .expect("prunes");
+        let layers = &out.metrics["layers"];
+        assert_eq!(nonzero(layers, 0), 16);
+        assert_eq!(nonzero(layers, 1), 32);
+        assert_eq!(nonzero(layers, 2), 8, "the output layer stays dense");
+        let before = out.before.expect("before");
+        // A fresh model's biases are zero, so only weights count.
+        assert_eq!(before["nonzero_params"], json!(4 * 16 + 16 * 8 + 8));
+        let produced = out.model.expect("a model");
+        assert_eq!(produced.nonzero_params, 16 + 32 + 8);
+        assert_eq!(out.metrics["size_bytes"], json!(produced.file.len()));
+        let back = model_file::decode(&produced.file).expect("decodes");
+        assert_eq!(back.model.nonzero_params(), produced.nonzero_params);
+        assert!(back.meta.extra.is_empty());
+        assert!(back.meta.trained);
+    }
+
+    #[test]
+    fn a_gradual_schedule_reaches_the_target_through_many_events_while_fine_tuning() {
+        let out = run(
+            inputs(
+                json!({"sparsity": 0.5, "schedule": {"type": "polynomial", "frequency": 2},
+                          "fine_tune": {"epochs": 4, "batch_size": 16}}),
+            ),
+            &TestCtx::default(),
+        )
+        .expect("prunes");
+        let layers = &out.metrics["layers"];
+        // Global scope: half of the 64 + 128 hidden weights, wherever they are.
+        assert_eq!(nonzero(layers, 0) + nonzero(layers, 1), 96);
+        let events = out.metrics["pruning_events"].as_array().expect("events");
+        assert!(events.len() > 5, "{events:?}");
+        let last = events.last().expect("an event")["sparsity"]
+            .as_f64()
+            .expect("s");
+        assert!((last - 0.5).abs() < 1e-6, "{events:?}");
+    }
+
+    #[test]
+    fn neuron_pruning_rebuilds_the_layers_smaller() {
+        let out = run(
+            inputs(json!({"method": "neurons", "sparsity": 0.5, "scope": "per_layer", "criterion": "activation"})),
+            &TestCtx::default(),
+        )
+        .expect("prunes");
+        let produced = out.model.expect("a model");
+        let units: Vec<usize> = produced
+            .architecture
+            .layers
+            .iter()
+            .filter_map(|l| match l {
+                crate::nn::spec::LayerSpec::Dense { units, .. } => Some(*units),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(units, vec![8, 4, 1]);
+        assert_eq!(produced.params, 4 * 8 + 8 + 8 * 4 + 4 + 4 + 1);
+    }
+}
