@@ -4,8 +4,11 @@
 //! Latency is the median of single-row inference calls (at most 200 calls or
 //! 50 ms, after 3 warm-up calls); throughput is rows per second of 1024-row
 //! batches (at most 20 batches or 300 ms, after one warm-up). Both go through
-//! [`Sequential::predict`], the path a deployed model runs, and together stay
-//! well under half a second for models that fit the default limits.
+//! [`InferenceModel::predict`], the path a deployed model runs: the model is
+//! compiled once, each pruned layer timed dense against CSR on the job's own
+//! rows, and the kernels chosen are reported with the speed. Compiling and
+//! measuring together stay well under half a second for models that fit the
+//! default limits.
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +17,7 @@ use serde_json::{Map, Value, json};
 
 use crate::nn::Sequential;
 use crate::nn::evaluation::Evaluation;
+use crate::nn::sparse::{InferenceModel, LayerKernel, compile_on};
 
 const LATENCY_CALLS: usize = 200;
 const LATENCY_BUDGET: Duration = Duration::from_millis(50);
@@ -21,16 +25,21 @@ const THROUGHPUT_BATCH: usize = 1024;
 const THROUGHPUT_RUNS: usize = 20;
 const THROUGHPUT_BUDGET: Duration = Duration::from_millis(300);
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Speed {
     /// Median microseconds for one row.
     pub latency_us_b1: f64,
     /// Rows per second at batch 1024.
     pub throughput_b1024: f64,
+    /// The kernel each dense layer ran, per batch regime.
+    pub kernels: Vec<LayerKernel>,
 }
 
-/// Measures `model` on rows of `sample` (cycled to fill a batch; zeros if empty).
+/// Measures `model`, compiled for inference, on rows of `sample` (cycled to
+/// fill a batch; zeros if empty or of the wrong width).
 pub fn measure_speed(model: &Sequential, sample: ArrayView2<f32>) -> Speed {
+    let compiled: InferenceModel = compile_on(model, sample);
+    let model = &compiled;
     let width = model.input_dim();
     let usable = sample.ncols() == width && sample.nrows() > 0;
     let batch = Array2::from_shape_fn((THROUGHPUT_BATCH, width), |(i, j)| {
@@ -66,6 +75,7 @@ pub fn measure_speed(model: &Sequential, sample: ArrayView2<f32>) -> Speed {
     Speed {
         latency_us_b1,
         throughput_b1024: (runs * THROUGHPUT_BATCH) as f64 / secs,
+        kernels: compiled.kernels(),
     }
 }
 
@@ -102,7 +112,8 @@ pub fn evaluation_metrics(eval: &Evaluation, multiclass: bool) -> Map<String, Va
     m
 }
 
-/// `params`, `nonzero_params`, `size_bytes`, and when `speed` is given `latency_us_b1`, `throughput_b1024`.
+/// `params`, `nonzero_params`, `size_bytes`, and when `speed` is given `latency_us_b1`,
+/// `throughput_b1024` and `kernels` (`[{layer, density, batch1, batched}]`).
 pub fn model_metrics(
     model: &Sequential,
     size_bytes: usize,
@@ -115,6 +126,7 @@ pub fn model_metrics(
     if let Some(s) = speed {
         m.insert("latency_us_b1".into(), num(s.latency_us_b1));
         m.insert("throughput_b1024".into(), num(s.throughput_b1024));
+        m.insert("kernels".into(), json!(s.kernels));
     }
     m
 }
@@ -133,8 +145,40 @@ mod tests {
         let model = Sequential::new(&arch, 1);
         let s = measure_speed(&model, Array2::ones((3, 20)).view());
         assert!(s.latency_us_b1 > 0.0 && s.throughput_b1024 > 0.0, "{s:?}");
+        // Unpruned layers are clearly dense: not measured, reported as dense.
+        let layers: Vec<_> = s
+            .kernels
+            .iter()
+            .map(|k| (k.layer, k.density, k.batched))
+            .collect();
+        assert_eq!(layers, [(0, 1.0, "dense"), (1, 1.0, "dense")]);
         // A sample of the wrong width falls back to zeros instead of failing.
         let s = measure_speed(&model, Array2::ones((3, 7)).view());
         assert!(s.throughput_b1024.is_finite());
+    }
+
+    #[test]
+    fn the_kernels_of_a_pruned_model_are_reported_with_the_speed() {
+        let arch = serde_json::from_str(
+            r#"{"input_dim": 8, "layers": [{"type": "dense", "units": 10, "activation": "relu"},
+                {"type": "dropout", "rate": 0.5}, {"type": "dense", "units": 3, "activation": "softmax"}]}"#,
+        )
+        .expect("parses");
+        let mut model = Sequential::new(&arch, 2);
+        // Keep 20 of layer 0's 80 weights.
+        if let Some(d) = model.layers_mut()[0].as_dense_mut() {
+            d.weight.value.iter_mut().skip(20).for_each(|w| *w = 0.0);
+        }
+        let speed = measure_speed(&model, Array2::ones((4, 8)).view());
+        let m = model_metrics(&model, 100, Some(speed));
+        let kernels = m["kernels"].as_array().expect("a list");
+        assert_eq!(kernels.len(), 2);
+        assert_eq!(kernels[0]["layer"], 0);
+        assert_eq!(kernels[0]["density"], 0.25);
+        assert!(["dense", "csr"].contains(&kernels[0]["batch1"].as_str().unwrap_or("")));
+        assert_eq!(kernels[1]["layer"], 2);
+        assert_eq!(kernels[1]["batched"], "dense");
+        // Biases start at zero: only the kept weights count.
+        assert_eq!(m["nonzero_params"], 20 + 30);
     }
 }
