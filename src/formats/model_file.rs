@@ -224,15 +224,21 @@ fn optional(value: Option<&String>) -> Option<String> {
 /// The file extension, and `format` download name, of a stored model file:
 /// `kilnz` for kiln's compressed artifact, `safetensors` otherwise.
 pub fn extension(bytes: &[u8]) -> &'static str {
-    if bytes.starts_with(b"KILNZ") {
+    if super::compressed::is_compressed(bytes) {
         "kilnz"
     } else {
         "safetensors"
     }
 }
 
-/// Reads and checks a kiln model file. Every problem is reported with field `file`.
+/// Reads and checks a kiln model file — safetensors, or kiln's compressed
+/// artifact (whose `dtype` reads `shared{bits}`). Every problem is reported with field `file`.
 pub fn decode(bytes: &[u8]) -> Result<ModelFile, Invalid> {
+    if super::compressed::is_compressed(bytes) {
+        let (mut file, info) = super::compressed::decode(bytes)?;
+        file.meta.dtype = format!("shared{}", info.bits);
+        return Ok(file);
+    }
     let st = SafeTensors::deserialize(bytes).map_err(|e| invalid(describe(&e)))?;
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| invalid(describe(&e)))?;
     let md = header.metadata().as_ref().ok_or_else(|| {
