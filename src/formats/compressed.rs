@@ -98,7 +98,7 @@ impl Coder {
 }
 
 /// How one layer was stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LayerLayout {
     /// Index into `architecture.layers`.
     pub layer: usize,
