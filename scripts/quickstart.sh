@@ -59,3 +59,26 @@ job="$(wait_job "$E")"
 echo "   job $E succeeded; metrics:"
 jget result.metrics <<<"$job" | jpretty | sed 's/^/   /'
 echo "test accuracy: $(jget result.metrics.accuracy <<<"$job")"
+
+echo "7. pruning to 92 % with a gradual schedule while fine-tuning"
+job="$(api_json POST /v1/jobs '{"kind": "prune", "model": "'"$TRAINED"'", "dataset": "'"$D"'", "eval_dataset": "'"$T"'",
+  "params": {"method": "magnitude", "sparsity": 0.92, "schedule": {"type": "polynomial"},
+             "fine_tune": {"epochs": 6, "batch_size": 128, "optimizer": {"name": "adam", "lr": 0.0005}}}}')"
+job="$(wait_job "$(jget id <<<"$job")")"
+PRUNED="$(jget result.model_id <<<"$job")"
+for k in accuracy nonzero_params size_bytes latency_us_b1; do
+    echo "   $k: $(jget "result.before.$k" <<<"$job") → $(jget "result.metrics.$k" <<<"$job")"
+done
+
+echo "8. sharing weights (5-bit codebooks) and entropy coding"
+job="$(api_json POST /v1/jobs '{"kind": "compress", "model": "'"$PRUNED"'", "dataset": "'"$D"'", "eval_dataset": "'"$T"'",
+  "params": {"bits": 5, "fine_tune": {"epochs": 1, "optimizer": {"name": "adam", "lr": 0.0001}}}}')"
+job="$(wait_job "$(jget id <<<"$job")")"
+SMALL="$(jget result.model_id <<<"$job")"
+echo "   accuracy $(jget result.metrics.accuracy <<<"$job"), $(jget result.metrics.size_bytes <<<"$job") bytes," \
+    "$(jget result.metrics.compression_ratio_vs_dense <<<"$job")× smaller than dense fp32 (coder $(jget result.metrics.coder <<<"$job"))"
+
+echo "9. downloading the compressed artifact and uploading it again"
+download "/v1/models/$SMALL/download" "${MODEL_OUT%.*}.kilnz"
+again="$(api POST /v1/models -F "file=@${MODEL_OUT%.*}.kilnz" -F name=small-again)"
+echo "   model $(jget id <<<"$again"): dtype $(jget dtype <<<"$again"), $(jget size_bytes <<<"$again") bytes"

@@ -9,11 +9,10 @@
 
 use serde_json::{Map, Value, json};
 
-use super::derived::{meta_for, produced};
+use super::derived::{meta_for, output};
 use super::params::{self, RankTarget, ValidCompactParams, validate_compact};
 use super::snapshot::{evaluation_data, score, snapshot, snapshot_scored};
-use super::train::shape_of;
-use super::{DatasetShape, JobContext, JobError, JobInputs, JobOutput};
+use super::{DatasetShape, JobContext, JobError, JobInputs, JobLimits, JobOutput};
 use crate::formats::model_file::{self, ModelFile};
 use crate::nn::Sequential;
 use crate::nn::compact::{
@@ -29,8 +28,9 @@ pub fn check(
     architecture: &Architecture,
     dataset: &DatasetShape,
     eval: Option<&DatasetShape>,
+    limits: &JobLimits,
 ) -> Result<Value, Invalid> {
-    validate_compact(params, architecture, dataset, eval).map(|p| params::to_json(&p))
+    validate_compact(params, architecture, dataset, eval, limits).map(|p| params::to_json(&p))
 }
 
 fn failed(e: CompactError) -> JobError {
@@ -150,12 +150,7 @@ impl Compactor<'_> {
 }
 
 pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
-    let p = validate_compact(
-        &inputs.params,
-        inputs.model.model.architecture(),
-        &shape_of(&inputs.dataset),
-        inputs.eval_dataset.as_ref().map(shape_of).as_ref(),
-    )?;
+    let p = inputs.validated(validate_compact)?;
     ctx.set_progress(0.0);
     let (data, evaluated_on) = evaluation_data(&inputs.dataset, inputs.eval_dataset.as_ref());
     let ev0 = score(&inputs.model.model, data);
@@ -181,18 +176,13 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
         serde_json::to_value(file.model.architecture()).unwrap_or(Value::Null),
     );
     ctx.set_progress(1.0);
-    let task = file.meta.task;
-    Ok(JobOutput {
-        model: Some(produced(
-            "compacted",
-            inputs.model_id,
-            &file.model,
-            bytes,
-            "f32",
-            task,
-        )),
+    Ok(output(
+        "compacted",
+        &inputs,
+        &file,
+        bytes,
+        "f32",
         metrics,
-        before: Some(before),
-        artifacts: Vec::new(),
-    })
+        before,
+    ))
 }

@@ -11,10 +11,9 @@
 
 use serde_json::{Value, json};
 
-use super::derived::{meta_for, produced};
-use super::params::{self, CentroidInit, CoderChoice, ValidCompressParams, validate_compress};
+use super::derived::{meta_for, output};
+use super::params::{self, CentroidInit, CoderChoice, validate_compress};
 use super::snapshot::{evaluation_data, score, snapshot, snapshot_scored};
-use super::train::{NO_LIMITS, shape_of};
 use super::tuning::fine_tune;
 use super::{DatasetShape, JobContext, JobError, JobInputs, JobLimits, JobOutput};
 use crate::formats::compressed::{self, Coder};
@@ -46,13 +45,7 @@ fn coders(choice: CoderChoice) -> Vec<Coder> {
 }
 
 pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
-    let p: ValidCompressParams = validate_compress(
-        &inputs.params,
-        inputs.model.model.architecture(),
-        &shape_of(&inputs.dataset),
-        inputs.eval_dataset.as_ref().map(shape_of).as_ref(),
-        &NO_LIMITS,
-    )?;
+    let p = inputs.validated(validate_compress)?;
     ctx.set_progress(0.0);
     let (data, evaluated_on) = evaluation_data(&inputs.dataset, inputs.eval_dataset.as_ref());
     let before = snapshot(&inputs.model.model, inputs.model_bytes, data);
@@ -152,18 +145,13 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
         json!(dense_bytes as f64 / bytes.len().max(1) as f64),
     );
     ctx.set_progress(1.0);
-    let task = file.meta.task;
-    Ok(JobOutput {
-        model: Some(produced(
-            "compressed",
-            inputs.model_id,
-            &decoded.model,
-            bytes,
-            &format!("shared{}", p.bits),
-            task,
-        )),
+    Ok(output(
+        "compressed",
+        &inputs,
+        &decoded,
+        bytes,
+        &format!("shared{}", p.bits),
         metrics,
-        before: Some(before),
-        artifacts: Vec::new(),
-    })
+        before,
+    ))
 }

@@ -1,7 +1,10 @@
 //! A model a job derived from its input model: lineage metadata and the
 //! [`ProducedModel`] the queue stores.
 
-use super::{JobInputs, ProducedModel};
+use serde_json::{Map, Value};
+
+use super::{JobInputs, JobOutput, ProducedModel};
+use crate::formats::model_file::ModelFile;
 use crate::formats::model_file::ModelMeta;
 use crate::nn::Sequential;
 use crate::nn::data::Task;
@@ -45,5 +48,30 @@ pub fn produced(
         nonzero_params: model.nonzero_params(),
         dtype: dtype.into(),
         task,
+    }
+}
+
+/// The output of a job that derived `file` (stored as `bytes`) from its input model.
+pub fn output(
+    prefix: &str,
+    inputs: &JobInputs,
+    file: &ModelFile,
+    bytes: Vec<u8>,
+    dtype: &str,
+    metrics: Map<String, Value>,
+    before: Map<String, Value>,
+) -> JobOutput {
+    JobOutput {
+        model: Some(produced(
+            prefix,
+            inputs.model_id,
+            &file.model,
+            bytes,
+            dtype,
+            file.meta.task,
+        )),
+        metrics,
+        before: Some(before),
+        artifacts: Vec::new(),
     }
 }

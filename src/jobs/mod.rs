@@ -115,6 +115,30 @@ pub struct JobInputs {
     pub job_id: uuid::Uuid,
 }
 
+/// A params check: `(params, architecture, dataset, eval_dataset, limits) → valid params`.
+pub type Validate<T> = fn(
+    &Value,
+    &Architecture,
+    &DatasetShape,
+    Option<&DatasetShape>,
+    &JobLimits,
+) -> Result<T, Invalid>;
+
+impl JobInputs {
+    /// Re-checks the stored params with `validate` against these inputs. Limits
+    /// were enforced when the job was accepted and are not applied again.
+    pub fn validated<T>(&self, validate: Validate<T>) -> Result<T, Invalid> {
+        let eval = self.eval_dataset.as_ref().map(train::shape_of);
+        validate(
+            &self.params,
+            self.model.model.architecture(),
+            &train::shape_of(&self.dataset),
+            eval.as_ref(),
+            &train::NO_LIMITS,
+        )
+    }
+}
+
 /// A model a job produced, encoded as a kiln model file.
 pub struct ProducedModel {
     pub name: String,
@@ -175,7 +199,7 @@ pub fn check_params(
         JobKind::Evaluate => evaluate::check(params, architecture, dataset, limits),
         JobKind::Prune => prune::check(params, architecture, dataset, eval_dataset, limits),
         JobKind::Compress => compress::check(params, architecture, dataset, eval_dataset, limits),
-        JobKind::Compact => compact::check(params, architecture, dataset, eval_dataset),
+        JobKind::Compact => compact::check(params, architecture, dataset, eval_dataset, limits),
     }
 }
 

@@ -10,13 +10,12 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use super::derived::{meta_for, produced};
+use super::derived::{meta_for, output};
 use super::params::{
     self, PruneMethod, PruneScheduleParams, PruneScope, UnitRanking, ValidPruneParams,
     validate_prune,
 };
 use super::snapshot::{evaluation_data, score, snapshot, snapshot_scored};
-use super::train::{NO_LIMITS, shape_of};
 use super::tuning::fine_tune;
 use super::{DatasetShape, JobContext, JobError, JobInputs, JobLimits, JobOutput};
 use crate::formats::model_file::{self, ModelFile};
@@ -151,13 +150,7 @@ fn prune(
 }
 
 pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
-    let p = validate_prune(
-        &inputs.params,
-        inputs.model.model.architecture(),
-        &shape_of(&inputs.dataset),
-        inputs.eval_dataset.as_ref().map(shape_of).as_ref(),
-        &NO_LIMITS,
-    )?;
+    let p = inputs.validated(validate_prune)?;
     ctx.set_progress(0.0);
     let (data, evaluated_on) = evaluation_data(&inputs.dataset, inputs.eval_dataset.as_ref());
     let before = snapshot(&inputs.model.model, inputs.model_bytes, data);
@@ -206,20 +199,9 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
         );
     }
     ctx.set_progress(1.0);
-    let task = file.meta.task;
-    Ok(JobOutput {
-        model: Some(produced(
-            "pruned",
-            inputs.model_id,
-            &file.model,
-            bytes,
-            "f32",
-            task,
-        )),
-        metrics,
-        before: Some(before),
-        artifacts: Vec::new(),
-    })
+    Ok(output(
+        "pruned", &inputs, &file, bytes, "f32", metrics, before,
+    ))
 }
 
 #[cfg(test)]

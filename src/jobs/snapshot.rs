@@ -63,7 +63,6 @@ pub fn snapshot_scored(
 ) -> Map<String, Value> {
     let mut m = report::evaluation_metrics(ev, data.task == Task::Multiclass);
     let speed = report::measure_speed(model, data.x.view());
-    // TODO(sparse helper): kernels
     m.extend(report::model_metrics(model, file_bytes, Some(speed)));
     m.insert("layers".into(), sparsity_by_layer(model));
     let params = model.param_count().max(1) as f64;

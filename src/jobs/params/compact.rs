@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::fields::{Fields, non_negative_finite};
 use super::train::check_compatibility;
-use crate::jobs::DatasetShape;
+use crate::jobs::{DatasetShape, JobLimits};
 use crate::nn::spec::{Architecture, LayerSpec};
 use crate::validation::{Checker, Invalid};
 
@@ -47,6 +47,7 @@ pub fn validate_compact(
     architecture: &Architecture,
     dataset: &DatasetShape,
     eval: Option<&DatasetShape>,
+    _limits: &JobLimits,
 ) -> Result<ValidCompactParams, Invalid> {
     let mut c = Checker::new();
     let mut f = Fields::new(params, "params", &mut c);
