@@ -13,7 +13,7 @@ import uuid
 
 URL, TRAIN, TEST, WORK = sys.argv[1:5]
 EPOCHS = int(os.environ.get("EPOCHS", "10"))
-SPARSITY = float(os.environ.get("SPARSITY", "0.92"))
+SPARSITY = float(os.environ.get("SPARSITY", "0.95"))
 PRUNE_EPOCHS = int(os.environ.get("PRUNE_EPOCHS", "6"))
 BITS = int(os.environ.get("BITS", "5"))
 
@@ -94,6 +94,11 @@ again = upload_model(path, "lenet-compressed")
 _, ev = job("evaluate", again["id"], {}, dataset=TEST)
 reread = ev["result"]["metrics"]
 
+# Network compaction of the dense model: dead units, duplicates, low rank within 0.5 points.
+t_compact, compact = job("compact", train["result"]["model_id"],
+                         {"low_rank": {"max_accuracy_drop": 0.005}})
+compacted = compact["result"]["metrics"]
+
 base = dense["size_bytes"]
 rows = [
     ("dense fp32 (train)", dense, t_train),
@@ -101,6 +106,7 @@ rows = [
     (f"+ shared weights, {BITS} bits (compress, coder none)", shared, t_share),
     (f"+ entropy coded (compress, coder {coded.get('coder', '?')})", coded, t_coded),
     ("compressed file uploaded again (evaluate)", reread, None),
+    ("compact of the dense model (low rank, ≤ 0.5 points)", compacted, t_compact),
 ]
 print(f"\nLeNet-300-100 on Fashion-MNIST (test set, 10,000 rows); kiln {URL}\n")
 print("| stage | accuracy | non-zeros | bytes | × smaller | latency b1 (µs) | rows/s b1024 | job time (s) |")
@@ -112,4 +118,6 @@ for name, m, t in rows:
 print(f"\naccuracy change dense → entropy coded: {100 * (coded['accuracy'] - dense['accuracy']):+.2f} points")
 print(f"prune + compress jobs: {t_prune + t_coded:.1f} s")
 print("kernels of the pruned model:", json.dumps(pruned.get("kernels")))
+print("compact actions:", json.dumps([{k: a[k] for k in ("kind", "layer", "detail", "params_before", "params_after", "metric_after")}
+                                      for a in compacted.get("actions", [])]))
 print("layouts of the compressed model:", json.dumps(coded.get("layouts")))

@@ -7,7 +7,7 @@
 #
 #   scripts/compress_bench.sh            # needs dataset-fashion-mnist, numpy, curl
 #
-# Knobs (environment): EPOCHS (dense training, 10), SPARSITY (0.92),
+# Knobs (environment): EPOCHS (dense training, 10), SPARSITY (0.95),
 # PRUNE_EPOCHS (fine-tuning while pruning, 6), BITS (5).
 # Without KILN_URL it builds the release binary and starts its own server on a
 # free loopback port with one worker and a temporary data directory.

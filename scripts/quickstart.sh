@@ -60,9 +60,9 @@ echo "   job $E succeeded; metrics:"
 jget result.metrics <<<"$job" | jpretty | sed 's/^/   /'
 echo "test accuracy: $(jget result.metrics.accuracy <<<"$job")"
 
-echo "7. pruning to 92 % with a gradual schedule while fine-tuning"
+echo "7. pruning to 95 % with a gradual schedule while fine-tuning"
 job="$(api_json POST /v1/jobs '{"kind": "prune", "model": "'"$TRAINED"'", "dataset": "'"$D"'", "eval_dataset": "'"$T"'",
-  "params": {"method": "magnitude", "sparsity": 0.92, "schedule": {"type": "polynomial"},
+  "params": {"method": "magnitude", "sparsity": 0.95, "schedule": {"type": "polynomial"},
              "fine_tune": {"epochs": 6, "batch_size": 128, "optimizer": {"name": "adam", "lr": 0.0005}}}}')"
 job="$(wait_job "$(jget id <<<"$job")")"
 PRUNED="$(jget result.model_id <<<"$job")"

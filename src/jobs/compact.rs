@@ -78,9 +78,10 @@ impl Compactor<'_> {
                 Ok((r <= useful).then_some(r))
             }
             RankTarget::MaxAccuracyDrop(drop) => {
-                // Smallest rank whose metric stays within `drop` of the current model's,
-                // by bisection (the metric rises with the rank, up to noise).
-                let floor = score(&self.model, self.data).main_metric() - drop;
+                // Smallest rank whose metric stays within `drop` of the input model's
+                // (so the drops of several layers do not add up past it), by
+                // bisection: the metric rises with the rank, up to noise.
+                let floor = self.baseline - drop;
                 let ok = |r: usize| -> Result<bool, JobError> {
                     let (m, _) = factorize(&self.model, layer, r).map_err(failed)?;
                     Ok(score(&m, self.data).main_metric() >= floor)
