@@ -5,5 +5,5 @@ pub mod csv;
 pub mod dataset_file;
 pub mod huffman;
 pub mod model_file;
-pub mod sparse_layout;
 pub mod npz;
+pub mod sparse_layout;
