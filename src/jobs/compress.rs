@@ -155,3 +155,81 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
         before,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::formats::model_file;
+    use crate::jobs::train::tests::{TestCtx, arch, blobs};
+    use crate::nn::prune::{MagnitudeConfig, Scope, magnitude_masks, set_masks};
+    use crate::nn::sparse::{Choice, compile_with};
+
+    /// A model with its hidden layer pruned to 80 %, as a prune job would hand it over.
+    fn pruned_inputs(params: Value) -> JobInputs {
+        let a = arch(
+            r#"{"input_dim": 6, "layers": [{"type": "dense", "units": 40, "activation": "relu"},
+                {"type": "dense", "units": 1, "activation": "sigmoid"}]}"#,
+        );
+        let mut model = ModelFile::untrained(&a, 9);
+        let cfg = MagnitudeConfig {
+            sparsity: 0.8,
+            scope: Scope::Global,
+            overrides: Default::default(),
+        };
+        let masks = magnitude_masks(&model.model, &cfg);
+        set_masks(&mut model.model, &masks);
+        let model_bytes = model_file::encode(&model).expect("encodes").len();
+        JobInputs {
+            model,
+            model_bytes,
+            dataset: blobs(150, 6, 4),
+            eval_dataset: None,
+            params,
+            model_id: uuid::Uuid::nil(),
+            job_id: uuid::Uuid::nil(),
+        }
+    }
+
+    #[test]
+    fn the_artifact_reads_back_and_its_dense_sparse_and_compressed_forms_agree() {
+        let inputs = pruned_inputs(json!({"bits": 3, "coder": "auto"}));
+        let original = inputs.model.model.clone();
+        let out = run(inputs, &TestCtx::default()).expect("compresses");
+        let m = &out.metrics;
+        assert_eq!(m["roundtrip_max_abs_diff"], json!(0.0));
+        assert!(
+            m["size_bytes"].as_u64() < out.before.as_ref().and_then(|b| b["size_bytes"].as_u64())
+        );
+        let produced = out.model.expect("a model");
+        assert_eq!(produced.dtype, "shared3");
+        assert_eq!(produced.nonzero_params, original.nonzero_params());
+        let file = model_file::decode(&produced.file).expect("the artifact decodes");
+        assert_eq!(file.meta.dtype, "shared3");
+        // At most 2^3 distinct non-zero values per layer, zeros where the mask was.
+        for ((_, d), (_, o)) in file.model.dense_layers().zip(original.dense_layers()) {
+            let mut distinct: Vec<u32> = d
+                .weight
+                .value
+                .iter()
+                .filter(|v| **v != 0.0)
+                .map(|v| v.to_bits())
+                .collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert!(distinct.len() <= 8, "{} shared values", distinct.len());
+            for (w, o) in d.weight.value.iter().zip(o.weight.value.iter()) {
+                assert_eq!(*w == 0.0, *o == 0.0, "pruned positions stay pruned");
+            }
+        }
+        let x = blobs(33, 6, 5).x;
+        let plain = file.model.predict(x.view());
+        for choice in [Choice::Dense, Choice::Sparse] {
+            let y = compile_with(&file.model, choice).predict(x.view());
+            for (a, b) in plain.iter().zip(y.iter()) {
+                assert!((a - b).abs() < 1e-5, "{choice:?}: {a} vs {b}");
+            }
+        }
+    }
+}
