@@ -28,6 +28,7 @@ pub mod model;
 pub mod optim;
 pub mod param;
 pub mod prune;
+pub mod quant;
 pub mod regularization;
 pub mod schedule;
 pub mod share;
