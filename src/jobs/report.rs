@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use ndarray::{Array2, ArrayView2};
 use serde_json::{Map, Value, json};
 
-use crate::nn::Sequential;
 use crate::nn::evaluation::Evaluation;
 use crate::nn::sparse::{InferenceModel, LayerKernel, compile_on};
+use crate::nn::{Predictor, Sequential};
 
 const LATENCY_CALLS: usize = 200;
 const LATENCY_BUDGET: Duration = Duration::from_millis(50);
@@ -39,7 +39,16 @@ pub struct Speed {
 /// fill a batch; zeros if empty or of the wrong width).
 pub fn measure_speed(model: &Sequential, sample: ArrayView2<f32>) -> Speed {
     let compiled: InferenceModel = compile_on(model, sample);
-    let model = &compiled;
+    let (latency_us_b1, throughput_b1024) = measure_predictor(&compiled, sample);
+    Speed {
+        latency_us_b1,
+        throughput_b1024,
+        kernels: compiled.kernels(),
+    }
+}
+
+/// `(median µs for one row, rows per second at batch 1024)` of any predictor.
+pub fn measure_predictor(model: &dyn Predictor, sample: ArrayView2<f32>) -> (f64, f64) {
     let width = model.input_dim();
     let usable = sample.ncols() == width && sample.nrows() > 0;
     let batch = Array2::from_shape_fn((THROUGHPUT_BATCH, width), |(i, j)| {
@@ -72,11 +81,7 @@ pub fn measure_speed(model: &Sequential, sample: ArrayView2<f32>) -> Speed {
         runs += 1;
     }
     let secs = start.elapsed().as_secs_f64().max(1e-9);
-    Speed {
-        latency_us_b1,
-        throughput_b1024: (runs * THROUGHPUT_BATCH) as f64 / secs,
-        kernels: compiled.kernels(),
-    }
+    (latency_us_b1, (runs * THROUGHPUT_BATCH) as f64 / secs)
 }
 
 fn num(v: f64) -> Value {

@@ -13,6 +13,7 @@ use super::data::Task;
 use super::loss::{Loss, class_index};
 use super::metrics;
 use super::model::Sequential;
+use super::predictor::Predictor;
 
 /// How to turn one row of network output into a class or a score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +147,75 @@ pub fn evaluate(
     } else {
         loss_sum / rows as f64
     };
+    scored(&head, outputs, y, task, classes, loss_value)
+}
+
+/// Metrics of any [`Predictor`] (a compiled plan, an int8 network) on `(x, y)`.
+/// It only gives outputs, so losses defined on logits read them back from the
+/// probabilities (clamped to `[1e-7, 1 − 1e-7]`), as Keras does.
+///
+/// # Panics
+/// If `x` does not have the predictor's input width.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_predictor(
+    predictor: &dyn Predictor,
+    head: Head,
+    x: ArrayView2<f32>,
+    y: ArrayView1<f32>,
+    classes: usize,
+    loss: Loss,
+    batch: usize,
+) -> Evaluation {
+    let rows = x.nrows();
+    let batch = batch.max(1);
+    let uses_logits = loss.uses_logits(head.activation);
+    let mut outputs = Array2::zeros((rows, predictor.output_dim()));
+    let mut loss_sum = 0.0f64;
+    let mut start = 0;
+    while start < rows {
+        let stop = (start + batch).min(rows);
+        let out = predictor.predict(x.slice(s![start..stop, ..]));
+        let yb = y.slice(s![start..stop]);
+        let value = if uses_logits {
+            loss.value(logits_of(head.activation, out.view()).view(), yb)
+        } else {
+            loss.value(out.view(), yb)
+        };
+        loss_sum += value * (stop - start) as f64;
+        outputs.slice_mut(s![start..stop, ..]).assign(&out);
+        start = stop;
+    }
+    let loss_value = if rows == 0 {
+        0.0
+    } else {
+        loss_sum / rows as f64
+    };
+    scored(&head, outputs, y, head.task, classes, loss_value)
+}
+
+/// Logits that give back `outputs` under a sigmoid or softmax head.
+fn logits_of(activation: Activation, outputs: ArrayView2<f32>) -> Array2<f32> {
+    const EPS: f32 = 1e-7;
+    match activation {
+        Activation::Sigmoid => outputs.mapv(|p| {
+            let p = p.clamp(EPS, 1.0 - EPS);
+            (p / (1.0 - p)).ln()
+        }),
+        Activation::Softmax => outputs.mapv(|p| p.clamp(EPS, 1.0).ln()),
+        _ => outputs.to_owned(),
+    }
+}
+
+/// The task's metrics from network outputs and an already computed loss.
+fn scored(
+    head: &Head,
+    outputs: Array2<f32>,
+    y: ArrayView1<f32>,
+    task: Task,
+    classes: usize,
+    loss_value: f64,
+) -> Evaluation {
+    let rows = outputs.nrows();
     let mut eval = Evaluation {
         loss: loss_value,
         rows,
@@ -211,4 +281,54 @@ pub fn gather_rows(
     let xs = x.select(Axis(0), idx);
     let ys = y.select(Axis(0), idx);
     (xs, ys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::spec::Architecture;
+
+    fn model(head: &str, outputs: usize) -> Sequential {
+        let arch: Architecture = serde_json::from_value(serde_json::json!({
+            "input_dim": 3,
+            "layers": [{"type": "dense", "units": 5, "activation": "tanh"},
+                       {"type": "dense", "units": outputs, "activation": head}]}))
+        .expect("architecture");
+        Sequential::new(&arch, 11)
+    }
+
+    /// Through outputs only, the same metrics and (up to the probability clamp) the same loss.
+    #[test]
+    fn evaluating_a_predictor_matches_evaluating_the_network() {
+        let x = Array2::from_shape_fn((40, 3), |(i, j)| ((i * 3 + j) as f32 * 0.37).sin() * 2.0);
+        for (head, outputs, task, classes) in [
+            ("sigmoid", 1, Task::Binary, 2),
+            ("softmax", 4, Task::Multiclass, 4),
+            ("linear", 1, Task::Regression, 0),
+        ] {
+            let m = model(head, outputs);
+            let y = Array1::from_shape_fn(40, |i| match task {
+                Task::Regression => i as f32 * 0.1,
+                _ => (i % classes.max(1)) as f32,
+            });
+            let h = Head::new(&m, task);
+            let loss = h.default_loss();
+            let a = evaluate(&m, x.view(), y.view(), task, classes, loss, 7);
+            let b = evaluate_predictor(&m, h, x.view(), y.view(), classes, loss, 9);
+            assert!(
+                (a.loss - b.loss).abs() < 1e-5,
+                "{head}: {} vs {}",
+                a.loss,
+                b.loss
+            );
+            assert_eq!(a.classification, b.classification, "{head}");
+            if let (Some(ra), Some(rb)) = (&a.regression, &b.regression) {
+                assert!(
+                    (ra.r2 - rb.r2).abs() < 1e-6 && (ra.mse - rb.mse).abs() < 1e-6,
+                    "{head}"
+                );
+            }
+            assert_eq!(a.regression.is_some(), b.regression.is_some());
+        }
+    }
 }

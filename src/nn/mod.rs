@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod param;
+pub mod predictor;
 pub mod prune;
 pub mod quant;
 pub mod regularization;
@@ -42,6 +43,7 @@ pub use loss::Loss;
 pub use model::{Forward, Sequential, Workspace};
 pub use optim::OptimizerConfig;
 pub use param::Param;
+pub use predictor::Predictor;
 pub use regularization::Regularization;
 pub use schedule::Schedule;
 pub use trainer::{
