@@ -27,12 +27,16 @@ mod fields;
 mod fine_tune;
 mod optimizer;
 mod prune;
+mod quantize;
 mod schedule;
 mod train;
 
 pub use compact::{RankTarget, ValidCompactParams, validate_compact};
 pub use compress::{CentroidInit, CoderChoice, ValidCompressParams, validate_compress};
 pub use evaluate::{ValidEvaluateParams, validate_evaluate};
+pub use quantize::{
+    CalibrationChoice, QuantizeMode, ValidCalibration, ValidQuantizeParams, validate_quantize,
+};
 pub use fields::Fields;
 pub use fine_tune::steps_per_epoch;
 pub use optimizer::OptimizerParams;
