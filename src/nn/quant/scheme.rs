@@ -172,13 +172,10 @@ fn min_max<'a>(values: impl IntoIterator<Item = &'a f32>) -> (f32, f32) {
     if lo > hi { (0.0, 0.0) } else { (lo, hi) }
 }
 
-/// Quantizes a `[in, out]` weight matrix to i8 with ranges from its own values.
-pub fn quantize_weights(
-    w: ArrayView2<f32>,
-    scheme: Scheme,
-    granularity: Granularity,
-) -> QuantizedWeights {
-    let params = match granularity {
+/// The parameters [`quantize_weights`] uses for `w [in, out]`: one per tensor, or
+/// one per output column, from the finite values' own ranges.
+pub fn weight_params(w: ArrayView2<f32>, scheme: Scheme, granularity: Granularity) -> Vec<QParams> {
+    match granularity {
         Granularity::PerTensor => {
             let (lo, hi) = min_max(w.iter());
             vec![QParams::weight(lo, hi, scheme)]
@@ -190,27 +187,54 @@ pub fn quantize_weights(
                 QParams::weight(lo, hi, scheme)
             })
             .collect(),
-    };
+    }
+}
+
+/// Quantizes a `[in, out]` weight matrix to i8 with ranges from its own values.
+pub fn quantize_weights(
+    w: ArrayView2<f32>,
+    scheme: Scheme,
+    granularity: Granularity,
+) -> QuantizedWeights {
     let mut out = QuantizedWeights {
         q: Array2::zeros(w.raw_dim()),
-        params,
+        params: weight_params(w, scheme, granularity),
     };
-    for (j, (mut qc, wc)) in out
-        .q
-        .axis_iter_mut(Axis(1))
-        .zip(w.axis_iter(Axis(1)))
-        .enumerate()
-    {
-        let p = out.params.get(j).or(out.params.first()).copied();
-        let p = p.unwrap_or(QParams {
-            scale: DEGENERATE_SCALE,
-            zero_point: 0,
-        });
-        qc.iter_mut()
-            .zip(wc)
+    for j in 0..w.ncols() {
+        let p = out.params_for(j);
+        out.q
+            .column_mut(j)
+            .iter_mut()
+            .zip(w.column(j))
             .for_each(|(q, &x)| *q = p.quantize_i8(x));
     }
     out
+}
+
+/// `dst ← dequantize(quantize(src))`, the values [`quantize_weights`]`(src)` stands
+/// for, without allocating the codes. `dst` must have `src`'s shape (else untouched).
+pub fn fake_quantize_weights_into(
+    src: ArrayView2<f32>,
+    dst: &mut Array2<f32>,
+    scheme: Scheme,
+    granularity: Granularity,
+) {
+    if dst.dim() != src.dim() {
+        return;
+    }
+    let params = weight_params(src, scheme, granularity);
+    for (j, (mut dc, sc)) in dst
+        .axis_iter_mut(Axis(1))
+        .zip(src.axis_iter(Axis(1)))
+        .enumerate()
+    {
+        let p = params.get(j).or(params.first()).copied();
+        if let Some(p) = p {
+            dc.iter_mut()
+                .zip(sc)
+                .for_each(|(d, &x)| *d = p.fake_quantize_i8(x));
+        }
+    }
 }
 
 impl QuantizedWeights {
