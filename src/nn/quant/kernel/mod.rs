@@ -15,8 +15,12 @@
 //! The `unsafe` code (intrinsics, raw pointers) lives only in the ISA files `avx2.rs` and
 //! `vnni.rs`; their `#[target_feature]` functions are reached only after [`available`] says so.
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 mod pack;
 mod portable;
+#[cfg(target_arch = "x86_64")]
+mod vnni;
 
 #[cfg(test)]
 mod tests;
@@ -122,9 +126,17 @@ pub fn gemm_u8i8_with(isa: Isa, a: &[u8], m: usize, w: &PackedWeights, c: &mut [
         return;
     }
     let (a, c) = (&a[..rows * k], &mut c[..rows * n]);
-    match isa {
-        Isa::Portable => portable::gemm(a, rows, w, c),
-        Isa::Avx2 | Isa::Avx512Vnni => portable::gemm(a, rows, w, c),
+    let done = match isa {
+        Isa::Portable => false,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512Vnni => vnni::gemm(a, rows, w, c),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => avx2::gemm(a, rows, w, c),
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => false,
+    };
+    if !done {
+        portable::gemm(a, rows, w, c);
     }
 }
 

@@ -44,11 +44,12 @@ fn panel_dot(a_row: &[u8], panel: &[Block]) -> [i32; PANEL] {
 
 #[inline(always)]
 fn accumulate(acc: &mut [i32; PANEL], quad: [u8; GROUP], block: &Block) {
-    for (j, sum) in acc.iter_mut().enumerate() {
-        let mut dot = 0i32;
-        for t in 0..GROUP {
-            dot += i32::from(quad[t]) * i32::from(block.0[j * GROUP + t]);
-        }
+    for (sum, column) in acc.iter_mut().zip(block.0.chunks_exact(GROUP)) {
+        let dot: i32 = column
+            .iter()
+            .zip(&quad)
+            .map(|(&w, &x)| i32::from(x) * i32::from(w))
+            .sum();
         // |dot| ≤ 4 · 255 · 128 cannot overflow; only the running sum may, and it wraps like
         // the SIMD paths' adds do.
         *sum = sum.wrapping_add(dot);

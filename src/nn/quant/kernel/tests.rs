@@ -201,3 +201,28 @@ fn short_buffers_are_clamped_not_overrun() {
         assert!(c[3 * 40..].iter().all(|&v| v == 7), "{isa:?}");
     }
 }
+
+/// The ISA entry points re-clamp on their own (no debug assertion there), so this runs in every
+/// build: short buffers give the rows that fit, nothing past them is written, and each entry
+/// point reports whether it ran (it must, where the CPU has its features).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn isa_entry_points_run_when_available_and_clamp_short_buffers() {
+    type Entry = fn(&[u8], usize, &PackedWeights, &mut [i32]) -> bool;
+    let entries: [(Isa, Entry); 2] = [(Isa::Avx2, avx2::gemm), (Isa::Avx512Vnni, vnni::gemm)];
+    let (a, w) = random_case(9, 35, 50, 11);
+    let packed = PackedWeights::pack(w.view());
+    let full = run(Isa::Portable, &a, 9, &packed);
+    for (isa, entry) in entries {
+        // A has 7 rows and a part, C room for 8: rows 0..7 computed, row 7 untouched.
+        let mut c = vec![7i32; 8 * 50];
+        let ran = entry(&a[..7 * 35 + 20], 9, &packed, &mut c);
+        assert_eq!(ran, available(isa), "{isa:?}");
+        if ran {
+            assert_eq!(&c[..7 * 50], &full[..7 * 50], "{isa:?}");
+            assert!(c[7 * 50..].iter().all(|&v| v == 7), "{isa:?}");
+        } else {
+            assert!(c.iter().all(|&v| v == 7), "{isa:?}");
+        }
+    }
+}
