@@ -573,6 +573,7 @@ pub fn decode(bytes: &[u8]) -> Result<(ModelFile, CompressedInfo), Invalid> {
         parent_id: header.parent_id.filter(|v| !v.is_empty()),
         job_id: header.job_id.filter(|v| !v.is_empty()),
         extra,
+        quantization: None,
     };
     Ok((
         ModelFile { model, meta },

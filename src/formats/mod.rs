@@ -6,4 +6,5 @@ pub mod dataset_file;
 pub mod huffman;
 pub mod model_file;
 pub mod npz;
+pub mod quantized;
 pub mod sparse_layout;

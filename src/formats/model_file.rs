@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use ndarray::{Array1, Array2};
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
 
+use super::quantized::{self, Quantization};
 use super::sparse_layout::{self, RawTensor};
 use crate::nn::Sequential;
 use crate::nn::data::Task;
@@ -33,8 +34,9 @@ use crate::validation::Invalid;
 pub const FORMAT: &str = "kiln";
 pub const FORMAT_VERSION: u32 = 1;
 const FIELD: &str = "file";
-const KNOWN_KEYS: [&str; 9] = [
+const KNOWN_KEYS: [&str; 10] = [
     sparse_layout::METADATA_KEY,
+    quantized::METADATA_KEY,
     "format",
     "format_version",
     "architecture",
@@ -62,6 +64,8 @@ pub struct ModelMeta {
     pub job_id: Option<String>,
     /// Metadata entries kiln does not interpret, kept as they were.
     pub extra: BTreeMap<String, String>,
+    /// The int8 layers of a quantized model (`dtype` `int8`); see [`super::quantized`].
+    pub quantization: Option<Quantization>,
 }
 
 impl ModelMeta {
@@ -77,6 +81,7 @@ impl ModelMeta {
             parent_id: None,
             job_id: None,
             extra: BTreeMap::new(),
+            quantization: None,
         }
     }
 }
@@ -89,6 +94,37 @@ pub struct ModelFile {
 }
 
 impl ModelFile {
+    /// The int8 network of a quantized model; `None` for a float one.
+    pub fn int8(
+        &self,
+    ) -> Option<
+        Result<crate::nn::quant::qmodel::QuantizedModel, crate::nn::quant::qmodel::QuantError>,
+    > {
+        self.meta.quantization.as_ref().map(|q| {
+            crate::nn::quant::qmodel::QuantizedModel::from_parts(
+                &self.model,
+                &q.config,
+                q.layers.clone(),
+            )
+        })
+    }
+
+    /// The form the model is served in: its int8 network when quantized, else the
+    /// float network compiled with sparse kernels where they are faster (timed on `sample`).
+    pub fn predictor(
+        &self,
+        sample: Option<ndarray::ArrayView2<f32>>,
+    ) -> Result<Box<dyn crate::nn::Predictor>, Invalid> {
+        match self.int8() {
+            Some(Ok(q)) => Ok(Box::new(q)),
+            Some(Err(e)) => Err(invalid(format!("the int8 layers cannot be rebuilt: {e}"))),
+            None => Ok(Box::new(match sample {
+                Some(x) => crate::nn::sparse::compile_on(&self.model, x),
+                None => crate::nn::sparse::compile(&self.model),
+            })),
+        }
+    }
+
     /// A freshly initialised, untrained model (what `POST /v1/models` with an architecture stores).
     pub fn untrained(architecture: &Architecture, seed: u64) -> Self {
         Self {
@@ -116,7 +152,10 @@ pub fn encode(file: &ModelFile) -> Result<Vec<u8>, EncodeError> {
     for (i, d) in model.dense_layers() {
         let w = &d.weight.value;
         let name = format!("layers.{i}.weight");
-        if sparse_layout::should_store_csr(w.view()) {
+        let int8 = file.meta.quantization.as_ref().and_then(|q| q.layer(i));
+        if let Some(l) = int8 {
+            buffers.extend(quantized::encode_layer(l));
+        } else if sparse_layout::should_store_csr(w.view()) {
             buffers.extend(sparse_layout::encode_csr(&name, w.view()));
             sparse.insert(name, "csr");
         } else {
@@ -150,7 +189,15 @@ pub fn encode(file: &ModelFile) -> Result<Vec<u8>, EncodeError> {
         "architecture".into(),
         serde_json::to_string(model.architecture())?,
     );
-    md.insert("dtype".into(), "f32".into());
+    match &meta.quantization {
+        Some(q) => {
+            md.insert("dtype".into(), "int8".into());
+            md.insert(quantized::METADATA_KEY.into(), q.header_json()?);
+        }
+        None => {
+            md.insert("dtype".into(), "f32".into());
+        }
+    }
     md.insert("trained".into(), meta.trained.to_string());
     md.insert(
         "task".into(),
@@ -285,14 +332,24 @@ pub fn decode(bytes: &[u8]) -> Result<ModelFile, Invalid> {
                 .collect(),
         ));
     }
-    match md.get("dtype").map(String::as_str) {
-        Some("f32") | None => {}
-        Some(other) => {
+    let int8_header = quantized::header(md)?;
+    match (md.get("dtype").map(String::as_str), &int8_header) {
+        (Some("f32") | None, None) | (Some("int8"), Some(_)) => {}
+        (Some("int8"), None) => {
             return Err(invalid(format!(
-                "dtype {other:?} is not supported; expected \"f32\""
+                "dtype \"int8\" needs __metadata__.{}",
+                quantized::METADATA_KEY
+            )));
+        }
+        (other, _) => {
+            return Err(invalid(format!(
+                "dtype {:?} does not match the file: expected \"f32\", or \"int8\" with __metadata__.{}",
+                other.unwrap_or(""),
+                quantized::METADATA_KEY
             )));
         }
     }
+    let mut int8_layers: Vec<crate::nn::quant::qmodel::LayerQuant> = Vec::new();
     let trained = match md.get("trained").map(String::as_str) {
         Some("true") => true,
         Some("false") | None => false,
@@ -337,7 +394,15 @@ pub fn decode(bytes: &[u8]) -> Result<ModelFile, Invalid> {
         } = *layer
         {
             let w_name = format!("layers.{i}.weight");
-            let w = if sparse.remove(&w_name).is_some() {
+            let w = if let Some((config, layers)) =
+                int8_header.as_ref().filter(|(_, l)| l.contains(&i))
+            {
+                let _ = layers;
+                let l = quantized::decode_layer(&st, config, i, width, units, &mut expected)?;
+                let w = l.weight.dequantize();
+                int8_layers.push(l);
+                w
+            } else if sparse.remove(&w_name).is_some() {
                 expected.extend(sparse_layout::tensor_names(&w_name));
                 masked.push(i);
                 sparse_layout::decode_csr(&st, &w_name, width, units)?
@@ -377,6 +442,24 @@ pub fn decode(bytes: &[u8]) -> Result<ModelFile, Invalid> {
             sparse_layout::METADATA_KEY
         )));
     }
+    let quantization = match int8_header {
+        None => None,
+        Some((config, listed)) => {
+            if let Some(i) = listed
+                .iter()
+                .find(|i| !int8_layers.iter().any(|l| l.layer == **i))
+            {
+                return Err(invalid(format!(
+                    "__metadata__.{} lists layer {i}, which is not a dense layer of this architecture",
+                    quantized::METADATA_KEY
+                )));
+            }
+            Some(Quantization {
+                config,
+                layers: int8_layers,
+            })
+        }
+    };
     let mut model = Sequential::from_weights(&architecture, weights).map_err(invalid)?;
     for i in masked {
         if let Some(d) = model.layers_mut().get_mut(i).and_then(|l| l.as_dense_mut()) {
@@ -394,12 +477,18 @@ pub fn decode(bytes: &[u8]) -> Result<ModelFile, Invalid> {
             format: FORMAT.into(),
             format_version: FORMAT_VERSION,
             architecture,
-            dtype: "f32".into(),
+            dtype: if quantization.is_some() {
+                "int8"
+            } else {
+                "f32"
+            }
+            .into(),
             trained,
             task,
             parent_id: optional(md.get("parent_id")),
             job_id: optional(md.get("job_id")),
             extra,
+            quantization,
         },
     })
 }

@@ -16,6 +16,7 @@ use super::train::{NO_LIMITS, shape_of};
 use super::{DatasetShape, JobContext, JobError, JobInputs, JobLimits, JobOutput};
 use crate::nn::data::Task;
 use crate::nn::evaluate;
+use crate::nn::evaluation::{Head, evaluate_predictor};
 use crate::nn::spec::Architecture;
 use crate::validation::Invalid;
 
@@ -44,23 +45,50 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
     }
     ctx.set_progress(0.0);
     let loss = default_loss(model.architecture(), data.task);
-    let ev = evaluate(
-        model,
-        data.x.view(),
-        data.y.view(),
-        data.task,
-        data.classes,
-        loss,
-        p.batch_size,
-    );
+    // A quantized model is evaluated as it is served: through its int8 network.
+    let int8 = file
+        .int8()
+        .transpose()
+        .map_err(|e| JobError::Failed(format!("the int8 layers cannot be rebuilt: {e}")))?;
+    let ev = match &int8 {
+        Some(q) => evaluate_predictor(
+            q,
+            Head::new(model, data.task),
+            data.x.view(),
+            data.y.view(),
+            data.classes,
+            loss,
+            p.batch_size,
+        ),
+        None => evaluate(
+            model,
+            data.x.view(),
+            data.y.view(),
+            data.task,
+            data.classes,
+            loss,
+            p.batch_size,
+        ),
+    };
     ctx.set_progress(0.5);
     if ctx.is_cancelled() {
         return Err(JobError::Cancelled);
     }
     let size = inputs.model_bytes;
-    let speed = report::measure_speed(model, data.x.view());
     let mut metrics = report::evaluation_metrics(&ev, data.task == Task::Multiclass);
-    metrics.extend(report::model_metrics(model, size, Some(speed)));
+    match &int8 {
+        Some(q) => {
+            let (latency, throughput) = report::measure_predictor(q, data.x.view());
+            metrics.extend(report::model_metrics(model, size, None));
+            metrics.insert("latency_us_b1".into(), json!(latency));
+            metrics.insert("throughput_b1024".into(), json!(throughput));
+        }
+        None => {
+            let speed = report::measure_speed(model, data.x.view());
+            metrics.extend(report::model_metrics(model, size, Some(speed)));
+        }
+    }
+    metrics.insert("dtype".into(), json!(file.meta.dtype));
     metrics.insert("loss_function".into(), json!(loss.as_str()));
     ctx.set_progress(1.0);
     Ok(JobOutput {

@@ -17,6 +17,7 @@ pub mod derived;
 pub mod evaluate;
 pub mod params;
 pub mod prune;
+pub mod quantize;
 pub mod report;
 pub mod snapshot;
 pub mod train;
@@ -31,6 +32,7 @@ pub enum JobKind {
     Prune,
     Compress,
     Compact,
+    Quantize,
 }
 
 impl JobKind {
@@ -40,6 +42,7 @@ impl JobKind {
         JobKind::Prune,
         JobKind::Compress,
         JobKind::Compact,
+        JobKind::Quantize,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +52,7 @@ impl JobKind {
             JobKind::Prune => "prune",
             JobKind::Compress => "compress",
             JobKind::Compact => "compact",
+            JobKind::Quantize => "quantize",
         }
     }
 
@@ -200,6 +204,7 @@ pub fn check_params(
         JobKind::Prune => prune::check(params, architecture, dataset, eval_dataset, limits),
         JobKind::Compress => compress::check(params, architecture, dataset, eval_dataset, limits),
         JobKind::Compact => compact::check(params, architecture, dataset, eval_dataset, limits),
+        JobKind::Quantize => quantize::check(params, architecture, dataset, eval_dataset, limits),
     }
 }
 
@@ -211,5 +216,6 @@ pub fn run(kind: JobKind, inputs: JobInputs, ctx: &dyn JobContext) -> Result<Job
         JobKind::Prune => prune::run(inputs, ctx),
         JobKind::Compress => compress::run(inputs, ctx),
         JobKind::Compact => compact::run(inputs, ctx),
+        JobKind::Quantize => quantize::run(inputs, ctx),
     }
 }

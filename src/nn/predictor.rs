@@ -40,3 +40,17 @@ impl Predictor for super::sparse::InferenceModel {
         super::sparse::InferenceModel::predict(self, x)
     }
 }
+
+impl Predictor for super::quant::qmodel::QuantizedModel {
+    fn input_dim(&self) -> usize {
+        super::quant::qmodel::QuantizedModel::input_dim(self)
+    }
+
+    fn output_dim(&self) -> usize {
+        super::quant::qmodel::QuantizedModel::output_dim(self)
+    }
+
+    fn predict(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        super::quant::qmodel::QuantizedModel::predict(self, x)
+    }
+}

@@ -8,18 +8,18 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use crate::nn::sparse::InferenceModel;
+use crate::nn::Predictor;
 
 /// Compiled models kept at once; older ones are dropped first.
 const CAPACITY: usize = 16;
 
 #[derive(Default)]
 pub struct ModelCache {
-    entries: Mutex<VecDeque<(String, Arc<InferenceModel>)>>,
+    entries: Mutex<VecDeque<(String, Arc<dyn Predictor>)>>,
 }
 
 impl ModelCache {
-    pub fn get(&self, sha256: &str) -> Option<Arc<InferenceModel>> {
+    pub fn get(&self, sha256: &str) -> Option<Arc<dyn Predictor>> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let pos = entries.iter().position(|(k, _)| k == sha256)?;
         // Move to the back: most recently used.
@@ -29,7 +29,7 @@ impl ModelCache {
         Some(model)
     }
 
-    pub fn insert(&self, sha256: &str, model: Arc<InferenceModel>) {
+    pub fn insert(&self, sha256: &str, model: Arc<dyn Predictor>) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.iter().any(|(k, _)| k == sha256) {
             return;
@@ -47,7 +47,7 @@ mod tests {
     use crate::nn::Sequential;
     use crate::nn::sparse::{Choice, compile_with};
 
-    fn compiled() -> Arc<InferenceModel> {
+    fn compiled() -> Arc<dyn Predictor> {
         let arch = serde_json::from_str(
             r#"{"input_dim": 2, "layers": [{"type": "dense", "units": 1, "activation": "linear"}]}"#,
         )

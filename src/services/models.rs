@@ -189,9 +189,9 @@ impl Services {
             Some(m) => m,
             None => {
                 let bytes = self.blobs.read(&record.sha256).await?;
-                let m = blocking(move || {
+                let m: std::sync::Arc<dyn crate::nn::Predictor> = blocking(move || {
                     let file = model_file::decode(&bytes)?;
-                    Ok(std::sync::Arc::new(crate::nn::sparse::compile(&file.model)))
+                    Ok(std::sync::Arc::from(file.predictor(None)?))
                 })
                 .await?;
                 self.compiled.insert(&record.sha256, m.clone());

@@ -5,5 +5,6 @@ mod bad_input;
 mod helpers;
 mod jobs;
 mod optimize;
+mod quantize;
 mod restart;
 mod workflow;
