@@ -34,14 +34,14 @@ mod train;
 pub use compact::{RankTarget, ValidCompactParams, validate_compact};
 pub use compress::{CentroidInit, CoderChoice, ValidCompressParams, validate_compress};
 pub use evaluate::{ValidEvaluateParams, validate_evaluate};
-pub use quantize::{
-    CalibrationChoice, QuantizeMode, ValidCalibration, ValidQuantizeParams, validate_quantize,
-};
 pub use fields::Fields;
 pub use fine_tune::steps_per_epoch;
 pub use optimizer::OptimizerParams;
 pub use prune::{
     PruneMethod, PruneScheduleParams, PruneScope, UnitRanking, ValidPruneParams, validate_prune,
+};
+pub use quantize::{
+    CalibrationChoice, QuantizeMode, ValidCalibration, ValidQuantizeParams, validate_quantize,
 };
 pub use train::{
     TrainParams, ValidEarlyStopping, ValidTrainParams, check_compatibility, default_loss,

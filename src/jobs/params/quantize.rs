@@ -63,13 +63,22 @@ pub struct ValidQuantizeParams {
     pub fine_tune: Option<ValidTrainParams>,
 }
 
-fn pick<T: Copy>(raw: Option<String>, field: &str, options: &[(&str, T)], default: T, c: &mut Checker) -> T {
+fn pick<T: Copy>(
+    raw: Option<String>,
+    field: &str,
+    options: &[(&str, T)],
+    default: T,
+    c: &mut Checker,
+) -> T {
     let Some(v) = raw else { return default };
     match options.iter().find(|(n, _)| *n == v) {
         Some((_, t)) => *t,
         None => {
             let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
-            c.push(field, format!("unknown value {v:?}; expected one of: {}", names.join(", ")));
+            c.push(
+                field,
+                format!("unknown value {v:?}; expected one of: {}", names.join(", ")),
+            );
             default
         }
     }
