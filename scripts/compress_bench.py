@@ -6,10 +6,8 @@
 import json
 import os
 import sys
-import time
-import urllib.error
-import urllib.request
-import uuid
+
+from kiln_api import LENET, Kiln
 
 URL, TRAIN, TEST, WORK = sys.argv[1:5]
 EPOCHS = int(os.environ.get("EPOCHS", "10"))
@@ -17,53 +15,12 @@ SPARSITY = float(os.environ.get("SPARSITY", "0.95"))
 PRUNE_EPOCHS = int(os.environ.get("PRUNE_EPOCHS", "6"))
 BITS = int(os.environ.get("BITS", "5"))
 
-LENET = {
-    "input_dim": 784,
-    "layers": [
-        {"type": "dense", "units": 300, "activation": "relu"},
-        {"type": "dense", "units": 100, "activation": "relu"},
-        {"type": "dense", "units": 10, "activation": "softmax"},
-    ],
-}
-
-
-def call(method, path, body=None, raw=None, headers=None):
-    data = json.dumps(body).encode() if body is not None else raw
-    h = {"Content-Type": "application/json"} if body is not None else {}
-    h.update(headers or {})
-    req = urllib.request.Request(URL + path, data=data, method=method, headers=h)
-    try:
-        with urllib.request.urlopen(req, timeout=600) as r:
-            payload = r.read()
-            return json.loads(payload) if r.headers.get_content_type().endswith("json") else payload
-    except urllib.error.HTTPError as e:
-        sys.exit(f"error: {method} {path} answered {e.code}: {e.read().decode(errors='replace')}")
+kiln = Kiln(URL, eval_dataset=TEST)
+call = kiln.call
 
 
 def job(kind, model, params, dataset=TRAIN):
-    """Runs a job; returns (seconds from POST to succeeded, job)."""
-    t0 = time.perf_counter()
-    j = call("POST", "/v1/jobs", {"kind": kind, "model": model, "dataset": dataset,
-                                  "eval_dataset": TEST, "params": params})
-    while j["status"] not in ("succeeded", "failed", "cancelled"):
-        time.sleep(0.05)
-        j = call("GET", f"/v1/jobs/{j['id']}")
-    secs = time.perf_counter() - t0
-    if j["status"] != "succeeded":
-        sys.exit(f"error: {kind} job {j['id']} {j['status']}: {j.get('error')}")
-    print(f"{kind}: {secs:.1f} s", file=sys.stderr)
-    return secs, j
-
-
-def upload_model(path, name):
-    boundary = uuid.uuid4().hex
-    with open(path, "rb") as f:
-        content = f.read()
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n{name}\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
-            "Content-Type: application/octet-stream\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
-    return call("POST", "/v1/models", raw=body,
-                headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    return kiln.job(kind, model, params, dataset)
 
 
 fine_tune = {"epochs": PRUNE_EPOCHS, "batch_size": 128, "optimizer": {"name": "adam", "lr": 0.0005}}
@@ -86,11 +43,9 @@ t_coded, coded_job = job("compress", pruned_id, {"bits": BITS, "coder": "auto",
 coded = coded_job["result"]["metrics"]
 
 # The compressed artifact travels: download it, upload it again, evaluate it.
-blob = call("GET", f"/v1/models/{coded_job['result']['model_id']}/download")
 path = os.path.join(WORK, "lenet.kilnz")
-with open(path, "wb") as f:
-    f.write(blob)
-again = upload_model(path, "lenet-compressed")
+kiln.download(coded_job['result']['model_id'], path)
+again = kiln.upload_model(path, "lenet-compressed")
 _, ev = job("evaluate", again["id"], {}, dataset=TEST)
 reread = ev["result"]["metrics"]
 

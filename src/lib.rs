@@ -12,6 +12,7 @@ pub mod config;
 pub mod datagen;
 pub mod formats;
 pub mod jobs;
+pub mod measure;
 pub mod nn;
 pub mod queue;
 pub mod services;

@@ -49,6 +49,21 @@ enum Command {
     GenData(GenDataArgs),
     /// Exit 0 when the service at the configured address answers /healthz (for container health checks).
     Healthcheck,
+    /// Print a model file's accuracy, size and single-thread speed on a dataset (CSV or NPZ) as JSON.
+    Measure(MeasureArgs),
+}
+
+#[derive(Args)]
+struct MeasureArgs {
+    /// A kiln model file (safetensors, int8 safetensors or .kilnz).
+    #[arg(long)]
+    model: PathBuf,
+    /// A dataset file as `POST /v1/datasets` takes it.
+    #[arg(long)]
+    data: PathBuf,
+    /// Single-row calls whose median is the batch-1 latency.
+    #[arg(long, default_value_t = 2_000)]
+    calls: usize,
 }
 
 #[derive(Args)]
@@ -83,6 +98,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::GenData(args) => gen_data(&args),
+        Command::Measure(args) => measure(&args),
         command => match Settings::load(&overrides) {
             Err(e) => Err(e.to_string()),
             Ok(settings) => match command {
@@ -131,6 +147,27 @@ async fn migrate(settings: Settings) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
     println!("migrations applied to {}", settings.data_dir.display());
+    Ok(())
+}
+
+fn measure(args: &MeasureArgs) -> Result<(), String> {
+    let bytes = std::fs::read(&args.model)
+        .map_err(|e| format!("cannot read {}: {e}", args.model.display()))?;
+    let options = kiln::formats::dataset_file::ParseOptions {
+        filename: args
+            .data
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned()),
+        label_column: None,
+        task: None,
+        max_rows: usize::MAX,
+        max_features: usize::MAX,
+    };
+    let data = kiln::formats::dataset_file::parse_path(&args.data, &options)
+        .map_err(|e| e.to_string())?
+        .dataset;
+    let metrics = kiln::measure::measure(&bytes, &data, args.calls)?;
+    println!("{}", serde_json::Value::Object(metrics));
     Ok(())
 }
 
