@@ -3,7 +3,7 @@ use crate::nn::data::Task;
 use crate::nn::loss::Loss;
 use crate::nn::model::Workspace;
 use crate::nn::optim::{Adam, OptimizerConfig, Sgd};
-use crate::nn::quant::scheme::quantize_weights;
+use crate::nn::quant::scheme::{fake_quantize_weights_into, quantize_weights};
 use crate::nn::regularization::Regularization;
 use crate::nn::schedule::Schedule;
 use crate::nn::spec::Architecture;
@@ -51,8 +51,16 @@ fn config(epochs: u32, batch_size: usize, optimizer: OptimizerConfig) -> FitConf
     }
 }
 
+/// One round of quantize → dequantize; QAT's projection must agree with it to
+/// the bit whenever that round already lands on its own grid.
 fn fq(w: &Array2<f32>, scheme: Scheme, granularity: Granularity) -> Array2<f32> {
-    quantize_weights(w.view(), scheme, granularity).dequantize()
+    let once = quantize_weights(w.view(), scheme, granularity).dequantize();
+    let mut settled = Array2::zeros(w.raw_dim());
+    fake_quantize_weights_into(w.view(), &mut settled, scheme, granularity);
+    if quantize_weights(once.view(), scheme, granularity).dequantize() == once {
+        assert_eq!(settled, once);
+    }
+    settled
 }
 
 fn weight(model: &Sequential, layer: usize) -> &Array2<f32> {

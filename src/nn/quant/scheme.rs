@@ -54,12 +54,38 @@ fn sanitize(v: f32) -> f32 {
     }
 }
 
+/// Significant bits kept in a scale (f32 has 24).
+const SCALE_BITS: u32 = 18;
+/// A scale may sit this far (relatively) below `width / levels`: more than the
+/// f32 rounding of a range read back off the grid, far less than a grid step.
+const SCALE_SLACK: f64 = 1.0 / (1u64 << 21) as f64;
+
 /// `width / levels` as a finite positive f32, or [`DEGENERATE_SCALE`] for width 0.
+///
+/// Rounded up to [`SCALE_BITS`] significant bits after a slack of
+/// [`SCALE_SLACK`], so that a range read back off a grid (its ends rounded to
+/// f32, `width·(1 ± 2⁻²²)`) snaps back to the grid's own scale. Without this
+/// the scale drifts by an ulp in about one tensor in thirty, and int8 weights
+/// written by QAT would not re-quantize to themselves. The cost is at most
+/// 2⁻²¹ of the range clipped at each end (≈ 1.4e-4 of a step).
 fn scale_of(width: f64, levels: f64) -> f32 {
     if width.is_nan() || width <= 0.0 {
         return DEGENERATE_SCALE;
     }
-    ((width / levels) as f32).clamp(f32::MIN_POSITIVE, f32::MAX)
+    let raw = ((width / levels * (1.0 - SCALE_SLACK)) as f32).clamp(f32::MIN_POSITIVE, f32::MAX);
+    let mask = (1u32 << (24 - SCALE_BITS)) - 1;
+    let bits = raw.to_bits();
+    let up = if bits & mask == 0 {
+        bits
+    } else {
+        (bits | mask) + 1
+    };
+    let snapped = f32::from_bits(up);
+    if snapped.is_finite() {
+        snapped
+    } else {
+        f32::MAX
+    }
 }
 
 /// `[min(min, 0), max(max, 0)]` in f64 (the width of a huge f32 range overflows f32).
@@ -211,8 +237,18 @@ pub fn quantize_weights(
     out
 }
 
-/// `dst ← dequantize(quantize(src))`, the values [`quantize_weights`]`(src)` stands
-/// for, without allocating the codes. `dst` must have `src`'s shape (else untouched).
+/// Rounds of re-quantization [`fake_quantize_weights_into`] allows; one or two suffice.
+const MAX_PROJECTION_ROUNDS: usize = 8;
+
+/// `dst ← fq(src)`: `dequantize(quantize(src))` with `src`'s own parameters,
+/// repeated until the parameters of the result are the ones that made it.
+///
+/// One round is [`quantize_weights`]`(src).dequantize()`. Rarely (when rounding
+/// leaves the largest code unused) that result's own range, hence parameters,
+/// is a code narrower; the next round settles it. The fixed point is what QAT
+/// needs: `quantize_weights(fq(w))` gives back exactly `fq(w)`, so the int8
+/// network holds the very weights training saw. `dst` must have `src`'s shape
+/// (else it is left untouched).
 pub fn fake_quantize_weights_into(
     src: ArrayView2<f32>,
     dst: &mut Array2<f32>,
@@ -222,18 +258,19 @@ pub fn fake_quantize_weights_into(
     if dst.dim() != src.dim() {
         return;
     }
-    let params = weight_params(src, scheme, granularity);
-    for (j, (mut dc, sc)) in dst
-        .axis_iter_mut(Axis(1))
-        .zip(src.axis_iter(Axis(1)))
-        .enumerate()
-    {
-        let p = params.get(j).or(params.first()).copied();
-        if let Some(p) = p {
-            dc.iter_mut()
-                .zip(sc)
-                .for_each(|(d, &x)| *d = p.fake_quantize_i8(x));
+    let mut params = weight_params(src, scheme, granularity);
+    dst.assign(&src);
+    for _ in 0..MAX_PROJECTION_ROUNDS {
+        for (j, mut col) in dst.axis_iter_mut(Axis(1)).enumerate() {
+            if let Some(p) = params.get(j).or(params.first()).copied() {
+                col.mapv_inplace(|x| p.fake_quantize_i8(x));
+            }
         }
+        let again = weight_params(dst.view(), scheme, granularity);
+        if again == params {
+            return;
+        }
+        params = again;
     }
 }
 
