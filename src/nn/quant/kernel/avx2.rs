@@ -7,7 +7,7 @@
 //! (broadcast as one 64-bit pattern), it yields 8 i32 = (k0·w0 + k1·w1, k2·w2 + k3·w3) per
 //! column. Each quarter accumulates on its own; a final `vphaddd` folds the pairs and a
 //! `vpermq` restores column order. A micro-kernel covers R rows × P panels
-//! (4·R·P ymm accumulators out of 16 registers): 2 × 1, or 1 × 2 for a single row.
+//! (4·R·P ymm accumulators out of 16 registers): 3 × 1, or 1 × 2 for a single row.
 
 use std::arch::x86_64::{
     __m128i, __m256i, _mm_cvtepu8_epi16, _mm_cvtsi32_si128, _mm_load_si128, _mm256_add_epi32,
@@ -19,7 +19,7 @@ use super::Isa;
 use super::pack::{Block, GROUP, PANEL, PackedWeights};
 
 /// Rows of A per micro-kernel.
-const MR: usize = 2;
+const MR: usize = 3;
 /// Quarters of a block: 4 columns × 4 k = 16 bytes each.
 const QUARTERS: usize = 4;
 
@@ -109,6 +109,7 @@ unsafe fn gemm_impl(
                 match (mr, nr) {
                     (1, 1) => kernel::<1, 1>(tile),
                     (1, _) => kernel::<1, 2>(tile),
+                    (2, _) => kernel::<2, 1>(tile),
                     _ => kernel::<MR, 1>(tile),
                 }
             }
@@ -189,14 +190,14 @@ unsafe fn kernel<const R: usize, const P: usize>(t: Tile) {
         // SAFETY: full < groups.
         unsafe { step(&mut acc, &av, t.w, t.groups, full) };
     }
-    for (p, acc_p) in acc.iter().enumerate() {
+    for (p, [q0, q1, q2, q3]) in acc.iter().enumerate() {
         let cols = (t.cols - p * PANEL).min(PANEL);
-        for r in 0..R {
+        for (r, ((&a0, &a1), (&a2, &a3))) in q0.iter().zip(q1).zip(q2.iter().zip(q3)).enumerate() {
             // Quarter q holds columns 4q..4q+4 as (pair 0, pair 1) sums: hadd folds the pairs of
             // two quarters into [c0 c1 c4 c5 | c2 c3 c6 c7]; vpermq 0xD8 orders the 64-bit
             // halves as c0..c7.
-            let lo = _mm256_hadd_epi32(acc_p[0][r], acc_p[1][r]);
-            let hi = _mm256_hadd_epi32(acc_p[2][r], acc_p[3][r]);
+            let lo = _mm256_hadd_epi32(a0, a1);
+            let hi = _mm256_hadd_epi32(a2, a3);
             let lo = _mm256_permute4x64_epi64::<0xD8>(lo);
             let hi = _mm256_permute4x64_epi64::<0xD8>(hi);
             let mut out = [0i32; PANEL];
