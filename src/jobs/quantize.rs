@@ -100,7 +100,7 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
     let mut model = float.clone();
     if let (QuantizeMode::Qat, Some(ft)) = (p.mode, &p.fine_tune) {
         let layers: Vec<usize> = model.dense_layers().map(|(i, _)| i).collect();
-        let mut hook = FakeQuantWeights::new(&model, layers, p.scheme, p.granularity);
+        let mut hook = FakeQuantWeights::attach(&mut model, layers, p.scheme, p.granularity);
         let d = &inputs.dataset;
         fine_tune(
             &mut model,
