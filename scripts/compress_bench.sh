@@ -13,26 +13,8 @@
 # free loopback port with one worker and a temporary data directory.
 set -euo pipefail
 
-own_server=0
-[[ -n "${KILN_URL:-}" ]] || own_server=1
-
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
-
-IDX_DIR="${IDX_DIR:-/usr/share/datasets/fashion-mnist}"
-[[ -f "$IDX_DIR/train-images-idx3-ubyte.gz" ]] ||
-    die "Fashion-MNIST not found in $IDX_DIR (apt-get install dataset-fashion-mnist)"
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/kiln-compress.XXXXXX")"
-trap 'stop_server; rm -rf "$work"' EXIT
-if ((own_server)); then
-    start_server "$work"
-fi
-
-python3 "$SCRIPTS_DIR/fashion_mnist.py" "$work" "$IDX_DIR"
-echo "uploading Fashion-MNIST…" >&2
-D="$(api POST /v1/datasets -F "file=@$work/train.npz" -F name=fashion-train | jget id)"
-T="$(api POST /v1/datasets -F "file=@$work/test.npz" -F name=fashion-test | jget id)"
-rm -f "$work/train.npz" "$work/test.npz"
+fashion_mnist_session
 
 python3 "$SCRIPTS_DIR/compress_bench.py" "$KILN_URL" "$D" "$T" "$work"

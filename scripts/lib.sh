@@ -4,6 +4,8 @@
 #
 # Needs: curl, python3. Uses $KILN_URL (default http://127.0.0.1:8080).
 
+# Whether the caller named a server (scripts that can start their own check this).
+KILN_URL_GIVEN="${KILN_URL:+1}"
 KILN_URL="${KILN_URL:-http://127.0.0.1:8080}"
 KILN_URL="${KILN_URL%/}"
 SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -192,4 +194,23 @@ train_job_json() {
 # evaluate_job_json MODEL DATASET
 evaluate_job_json() {
     printf '{"kind":"evaluate","model":"%s","dataset":"%s"}' "$1" "$2"
+}
+
+# fashion_mnist_session — for the Fashion-MNIST benchmarks: a work directory
+# ($work, removed on exit), a server of our own unless KILN_URL was given, and
+# the IDX files (IDX_DIR, default Debian's dataset-fashion-mnist) converted to
+# $work/train.npz and $work/test.npz and uploaded; sets D and T to their ids.
+fashion_mnist_session() {
+    local idx="${IDX_DIR:-/usr/share/datasets/fashion-mnist}"
+    [[ -f "$idx/train-images-idx3-ubyte.gz" ]] ||
+        die "Fashion-MNIST not found in $idx (apt-get install dataset-fashion-mnist)"
+    work="$(mktemp -d "${TMPDIR:-/tmp}/kiln-fashion.XXXXXX")"
+    trap 'stop_server; rm -rf "$work"' EXIT
+    if [[ -z "$KILN_URL_GIVEN" ]]; then
+        start_server "$work"
+    fi
+    python3 "$SCRIPTS_DIR/fashion_mnist.py" "$work" "$idx"
+    echo "uploading Fashion-MNIST…" >&2
+    D="$(api POST /v1/datasets -F "file=@$work/train.npz" -F name=fashion-train | jget id)"
+    T="$(api POST /v1/datasets -F "file=@$work/test.npz" -F name=fashion-test | jget id)"
 }

@@ -10,9 +10,9 @@
 use serde_json::{Map, Value, json};
 
 use super::derived::{meta_for, output};
-use super::params::{self, RankTarget, ValidCompactParams, validate_compact};
+use super::params::{RankTarget, ValidCompactParams, validate_compact};
 use super::snapshot::{evaluation_data, score, snapshot, snapshot_scored};
-use super::{DatasetShape, JobContext, JobError, JobInputs, JobLimits, JobOutput};
+use super::{JobContext, JobError, JobInputs, JobOutput};
 use crate::formats::model_file::{self, ModelFile};
 use crate::nn::Sequential;
 use crate::nn::compact::{
@@ -20,18 +20,6 @@ use crate::nn::compact::{
     rank_for_energy, remove_dead_units, singular_values,
 };
 use crate::nn::data::Dataset;
-use crate::nn::spec::Architecture;
-use crate::validation::Invalid;
-
-pub fn check(
-    params: &Value,
-    architecture: &Architecture,
-    dataset: &DatasetShape,
-    eval: Option<&DatasetShape>,
-    limits: &JobLimits,
-) -> Result<Value, Invalid> {
-    validate_compact(params, architecture, dataset, eval, limits).map(|p| params::to_json(&p))
-}
 
 fn failed(e: CompactError) -> JobError {
     JobError::Failed(format!("compaction failed: {e}"))

@@ -12,28 +12,16 @@
 use serde_json::{Value, json};
 
 use super::derived::{meta_for, output};
-use super::params::{self, CentroidInit, CoderChoice, validate_compress};
+use super::params::{CentroidInit, CoderChoice, validate_compress};
 use super::snapshot::{evaluation_data, score, snapshot, snapshot_scored};
 use super::tuning::fine_tune;
-use super::{DatasetShape, JobContext, JobError, JobInputs, JobLimits, JobOutput};
+use super::{JobContext, JobError, JobInputs, JobOutput};
 use crate::formats::compressed::{self, Coder};
 use crate::formats::model_file::ModelFile;
 use crate::nn::share::{CentroidTuner, CodebookInit, share_weights};
-use crate::nn::spec::Architecture;
-use crate::validation::Invalid;
 
 /// Rows compared between the compressed artifact and the model it encodes.
 const ROUNDTRIP_ROWS: usize = 256;
-
-pub fn check(
-    params: &Value,
-    architecture: &Architecture,
-    dataset: &DatasetShape,
-    eval: Option<&DatasetShape>,
-    limits: &JobLimits,
-) -> Result<Value, Invalid> {
-    validate_compress(params, architecture, dataset, eval, limits).map(|p| params::to_json(&p))
-}
 
 fn coders(choice: CoderChoice) -> Vec<Coder> {
     match choice {

@@ -8,27 +8,15 @@
 //! `r2` for regression; then `params`, `nonzero_params`, `size_bytes` (of the
 //! model file), `latency_us_b1`, `throughput_b1024`.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::params::{self, default_loss};
 use super::report;
 use super::train::{NO_LIMITS, shape_of};
-use super::{DatasetShape, JobContext, JobError, JobInputs, JobLimits, JobOutput};
+use super::{JobContext, JobError, JobInputs, JobOutput};
 use crate::nn::data::Task;
 use crate::nn::evaluate;
 use crate::nn::evaluation::{Head, evaluate_predictor};
-use crate::nn::spec::Architecture;
-use crate::validation::Invalid;
-
-/// Validates evaluate `params` (`{}` or `{"batch_size": n}`) and returns them normalised.
-pub fn check(
-    params: &Value,
-    architecture: &Architecture,
-    dataset: &DatasetShape,
-    limits: &JobLimits,
-) -> Result<Value, Invalid> {
-    params::validate_evaluate(params, architecture, dataset, limits).map(|p| params::to_json(&p))
-}
 
 pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
     let file = &inputs.model;
@@ -107,7 +95,7 @@ mod tests {
     use crate::jobs::train::tests::{TestCtx, arch, blobs, small_binary_arch};
     use crate::nn::data::Dataset;
 
-    fn run_on(model: ModelFile, dataset: Dataset) -> serde_json::Map<String, Value> {
+    fn run_on(model: ModelFile, dataset: Dataset) -> serde_json::Map<String, serde_json::Value> {
         let model_bytes = crate::formats::model_file::encode(&model)
             .expect("encodes")
             .len();
@@ -151,7 +139,7 @@ mod tests {
         let total: u64 = cm
             .iter()
             .flat_map(|r| r.as_array().into_iter().flatten())
-            .filter_map(Value::as_u64)
+            .filter_map(serde_json::Value::as_u64)
             .sum();
         assert_eq!(total, 64);
         assert_eq!(m["params"], 49);

@@ -198,14 +198,20 @@ pub fn check_params(
     eval_dataset: Option<&DatasetShape>,
     limits: &JobLimits,
 ) -> Result<Value, Invalid> {
+    let (p, a, d, e, l) = (params, architecture, dataset, eval_dataset, limits);
     match kind {
-        JobKind::Train => train::check(params, architecture, dataset, eval_dataset, limits),
-        JobKind::Evaluate => evaluate::check(params, architecture, dataset, limits),
-        JobKind::Prune => prune::check(params, architecture, dataset, eval_dataset, limits),
-        JobKind::Compress => compress::check(params, architecture, dataset, eval_dataset, limits),
-        JobKind::Compact => compact::check(params, architecture, dataset, eval_dataset, limits),
-        JobKind::Quantize => quantize::check(params, architecture, dataset, eval_dataset, limits),
+        JobKind::Train => json(params::validate_train(p, a, d, e, l)),
+        JobKind::Evaluate => json(params::validate_evaluate(p, a, d, l)),
+        JobKind::Prune => json(params::validate_prune(p, a, d, e, l)),
+        JobKind::Compress => json(params::validate_compress(p, a, d, e, l)),
+        JobKind::Compact => json(params::validate_compact(p, a, d, e, l)),
+        JobKind::Quantize => json(params::validate_quantize(p, a, d, e, l)),
     }
+}
+
+/// Checked parameters as the normalised JSON stored with the job.
+fn json<T: serde::Serialize>(checked: Result<T, Invalid>) -> Result<Value, Invalid> {
+    checked.map(|p| params::to_json(&p))
 }
 
 /// Runs a job to completion. Must be called on a blocking thread: it computes for seconds to hours.

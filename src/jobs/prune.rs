@@ -12,12 +12,11 @@ use serde_json::{Value, json};
 
 use super::derived::{meta_for, output};
 use super::params::{
-    self, PruneMethod, PruneScheduleParams, PruneScope, UnitRanking, ValidPruneParams,
-    validate_prune,
+    PruneMethod, PruneScheduleParams, PruneScope, UnitRanking, ValidPruneParams, validate_prune,
 };
 use super::snapshot::{evaluation_data, score, snapshot, snapshot_scored};
 use super::tuning::fine_tune;
-use super::{DatasetShape, JobContext, JobError, JobInputs, JobLimits, JobOutput};
+use super::{JobContext, JobError, JobInputs, JobOutput};
 use crate::formats::model_file::{self, ModelFile};
 use crate::nn::Sequential;
 use crate::nn::data::Dataset;
@@ -25,19 +24,8 @@ use crate::nn::prune::{
     GradualMagnitude, GradualNeurons, MagnitudeConfig, NeuronConfig, PruneError, PruneSchedule,
     Scope, UnitCriterion, magnitude_masks, remove_units, select_units, set_masks,
 };
-use crate::nn::spec::Architecture;
 use crate::nn::trainer::NoHook;
 use crate::validation::Invalid;
-
-pub fn check(
-    params: &Value,
-    architecture: &Architecture,
-    dataset: &DatasetShape,
-    eval: Option<&DatasetShape>,
-    limits: &JobLimits,
-) -> Result<Value, Invalid> {
-    validate_prune(params, architecture, dataset, eval, limits).map(|p| params::to_json(&p))
-}
 
 fn scope(s: PruneScope) -> Scope {
     match s {

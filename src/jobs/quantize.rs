@@ -16,12 +16,12 @@ use serde_json::{Map, Value, json};
 
 use super::derived::{meta_for, output};
 use super::params::{
-    self, CalibrationChoice, QuantizeMode, ValidCalibration, ValidQuantizeParams, validate_quantize,
+    CalibrationChoice, QuantizeMode, ValidCalibration, ValidQuantizeParams, validate_quantize,
 };
 use super::report;
 use super::snapshot::{evaluation_data, sparsity_by_layer};
 use super::tuning::fine_tune;
-use super::{DatasetShape, JobContext, JobError, JobInputs, JobLimits, JobOutput};
+use super::{JobContext, JobError, JobInputs, JobOutput};
 use crate::formats::model_file::{self, ModelFile};
 use crate::formats::quantized::Quantization;
 use crate::nn::data::{Dataset, Task};
@@ -30,19 +30,7 @@ use crate::nn::quant::calibrate::CalibrationMethod;
 use crate::nn::quant::kernel;
 use crate::nn::quant::qat::FakeQuantWeights;
 use crate::nn::quant::qmodel::{QuantConfig, QuantMode, QuantizedModel};
-use crate::nn::spec::Architecture;
 use crate::nn::{Predictor, Sequential};
-use crate::validation::Invalid;
-
-pub fn check(
-    params: &Value,
-    architecture: &Architecture,
-    dataset: &DatasetShape,
-    eval: Option<&DatasetShape>,
-    limits: &JobLimits,
-) -> Result<Value, Invalid> {
-    validate_quantize(params, architecture, dataset, eval, limits).map(|p| params::to_json(&p))
-}
 
 fn method(c: &ValidCalibration) -> CalibrationMethod {
     match c.method {

@@ -16,21 +16,8 @@ use super::{DatasetShape, JobContext, JobError, JobInputs, JobLimits, JobOutput,
 use crate::formats::model_file::{self, ModelFile, ModelMeta};
 use crate::nn::data::{Dataset, Task};
 use crate::nn::evaluation::{self, gather_rows};
-use crate::nn::spec::Architecture;
 use crate::nn::trainer::NoHook;
 use crate::nn::{Sequential, evaluate};
-use crate::validation::Invalid;
-
-/// Validates train `params` and returns them normalised (defaults filled in).
-pub fn check(
-    params: &Value,
-    architecture: &Architecture,
-    dataset: &DatasetShape,
-    eval: Option<&DatasetShape>,
-    limits: &JobLimits,
-) -> Result<Value, Invalid> {
-    params::validate_train(params, architecture, dataset, eval, limits).map(|p| params::to_json(&p))
-}
 
 pub(crate) fn shape_of(d: &Dataset) -> DatasetShape {
     DatasetShape {
@@ -275,11 +262,11 @@ pub(crate) mod tests {
         }
     }
 
-    pub(crate) fn arch(json: &str) -> Architecture {
+    pub(crate) fn arch(json: &str) -> crate::nn::spec::Architecture {
         serde_json::from_str(json).expect("architecture parses")
     }
 
-    pub(crate) fn small_binary_arch() -> Architecture {
+    pub(crate) fn small_binary_arch() -> crate::nn::spec::Architecture {
         arch(
             r#"{"input_dim": 4, "layers": [{"type": "dense", "units": 8, "activation": "relu"},
                 {"type": "dense", "units": 1, "activation": "sigmoid"}]}"#,

@@ -109,3 +109,26 @@ pub(super) fn unit_interval(c: &mut Checker, field: String, v: f64) -> bool {
     c.require(ok, field, "must be a number in [0, 1)");
     ok
 }
+
+/// One of `options` by name (`default` when absent); an unknown name is recorded
+/// against `field` with the names that would have worked.
+pub(super) fn choice<T: Copy>(
+    value: Option<String>,
+    field: &str,
+    options: &[(&str, T)],
+    default: T,
+    c: &mut Checker,
+) -> T {
+    let Some(v) = value else { return default };
+    match options.iter().find(|(name, _)| *name == v) {
+        Some((_, t)) => *t,
+        None => {
+            let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+            c.push(
+                field,
+                format!("unknown value {v:?}; expected one of: {}", names.join(", ")),
+            );
+            default
+        }
+    }
+}

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::fields::{Fields, unit_interval};
+use super::fields::{Fields, choice, unit_interval};
 use super::fine_tune::{fine_tune, steps_per_epoch};
 use super::train::ValidTrainParams;
 use crate::jobs::{DatasetShape, JobLimits};
@@ -79,27 +79,6 @@ pub struct ValidPruneParams {
     pub criterion: Option<UnitRanking>,
     pub schedule: PruneScheduleParams,
     pub fine_tune: Option<ValidTrainParams>,
-}
-
-fn choice<T: Copy>(
-    value: Option<String>,
-    field: &str,
-    options: &[(&str, T)],
-    default: T,
-    c: &mut Checker,
-) -> T {
-    let Some(v) = value else { return default };
-    match options.iter().find(|(name, _)| *name == v) {
-        Some((_, t)) => *t,
-        None => {
-            let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
-            c.push(
-                field,
-                format!("unknown value {v:?}; expected one of: {}", names.join(", ")),
-            );
-            default
-        }
-    }
 }
 
 /// Dense layers `(index, units)`, in order.

@@ -14,7 +14,7 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::fields::{Fields, non_negative_finite};
+use super::fields::{Fields, choice, non_negative_finite};
 use super::fine_tune::fine_tune;
 use super::train::{ValidTrainParams, check_compatibility};
 use crate::jobs::{DatasetShape, JobLimits};
@@ -63,27 +63,6 @@ pub struct ValidQuantizeParams {
     pub fine_tune: Option<ValidTrainParams>,
 }
 
-fn pick<T: Copy>(
-    raw: Option<String>,
-    field: &str,
-    options: &[(&str, T)],
-    default: T,
-    c: &mut Checker,
-) -> T {
-    let Some(v) = raw else { return default };
-    match options.iter().find(|(n, _)| *n == v) {
-        Some((_, t)) => *t,
-        None => {
-            let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
-            c.push(
-                field,
-                format!("unknown value {v:?}; expected one of: {}", names.join(", ")),
-            );
-            default
-        }
-    }
-}
-
 pub fn validate_quantize(
     params: &Value,
     architecture: &Architecture,
@@ -94,7 +73,7 @@ pub fn validate_quantize(
     use crate::nn::quant::scheme::{Granularity, Scheme};
     let mut c = Checker::new();
     let mut f = Fields::new(params, "params", &mut c);
-    let mode = pick(
+    let mode = choice(
         f.get("mode", &mut c),
         "params.mode",
         &[
@@ -106,7 +85,7 @@ pub fn validate_quantize(
         &mut c,
     );
     let bits: i64 = f.get("bits", &mut c).unwrap_or(8);
-    let granularity = pick(
+    let granularity = choice(
         f.get("granularity", &mut c),
         "params.granularity",
         &[
@@ -116,7 +95,7 @@ pub fn validate_quantize(
         Granularity::PerChannel,
         &mut c,
     );
-    let scheme = pick(
+    let scheme = choice(
         f.get("scheme", &mut c),
         "params.scheme",
         &[
@@ -154,7 +133,7 @@ pub fn validate_quantize(
             );
         }
         let mut f = Fields::new(v, "params.calibration", &mut c);
-        calibration.method = pick(
+        calibration.method = choice(
             f.get("method", &mut c),
             "params.calibration.method",
             &[
