@@ -25,7 +25,7 @@ mod vnni;
 #[cfg(test)]
 mod tests;
 
-pub use pack::{Block, GROUP, PANEL, PackedWeights};
+pub use pack::{GROUP, PANEL, PackedWeights};
 
 use std::sync::OnceLock;
 
