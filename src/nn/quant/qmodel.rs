@@ -28,7 +28,10 @@ use crate::nn::dense::Dense;
 use crate::nn::layer::Layer;
 use crate::nn::model::Sequential;
 use crate::nn::param::Param;
+use codes::{Rescale, quantize_u8};
 
+#[path = "qmodel_codes.rs"]
+mod codes;
 #[path = "qmodel_simulate.rs"]
 mod simulate;
 
@@ -157,6 +160,8 @@ struct Fixed {
 #[derive(Debug)]
 struct Requant {
     multipliers: Vec<Multiplier>,
+    /// The same, unpacked for the hot loop (`None` if some factor is too large to unpack).
+    rescale: Option<Vec<Rescale>>,
     zero_point: i32,
     /// The smallest code written: the zero point for ReLU (the fused clamp), else 0.
     floor: i32,
@@ -414,7 +419,13 @@ impl QuantizedModel {
                         }
                         None => {
                             let mut dst = take_f32(&mut s.f_next, m * q.n);
-                            q.dequantize(&s.q_cur[..m * q.k], &s.acc[..m * q.n], params, &mut dst);
+                            q.dequantize(
+                                &s.q_cur[..m * q.k],
+                                &s.acc[..m * q.n],
+                                params,
+                                &mut dst,
+                                &mut s.cols,
+                            );
                             activation::apply_inplace(q.activation, view_mut(&mut dst, m, q.n));
                             s.f_next = std::mem::replace(&mut s.f_cur, dst);
                             state = State::F32;
@@ -472,16 +483,20 @@ impl Int8Layer {
                     .collect();
                 let requant = next_input
                     .filter(|_| matches!(d.activation, Activation::Relu | Activation::Linear))
-                    .map(|next| Requant {
-                        multipliers: out_scale_f64(input.scale, &w_scale)
+                    .map(|next| {
+                        let multipliers: Vec<Multiplier> = out_scale_f64(input.scale, &w_scale)
                             .map(|s| multiplier(s / f64::from(next.scale)))
-                            .collect(),
-                        zero_point: next.zero_point,
-                        floor: if d.activation == Activation::Relu {
-                            next.zero_point
-                        } else {
-                            0
-                        },
+                            .collect();
+                        Requant {
+                            rescale: multipliers.iter().map(|&m| Rescale::new(m)).collect(),
+                            multipliers,
+                            zero_point: next.zero_point,
+                            floor: if d.activation == Activation::Relu {
+                                next.zero_point
+                            } else {
+                                0
+                            },
+                        }
                     });
                 Some(Fixed {
                     input,
@@ -513,12 +528,20 @@ impl Int8Layer {
             Some(f) => f.input,
             None => dynamic_params(x),
         };
-        q.clear();
-        q.reserve(x.len());
-        for row in x.rows() {
+        q.resize(x.len(), 0);
+        let width = x.ncols().max(1);
+        for (row, dst) in x.rows().into_iter().zip(q.chunks_exact_mut(width)) {
             match row.as_slice() {
-                Some(r) => q.extend(r.iter().map(|&v| quantize_u8(v, p))),
-                None => q.extend(row.iter().map(|&v| quantize_u8(v, p))),
+                Some(src) => {
+                    for (d, &v) in dst.iter_mut().zip(src) {
+                        *d = quantize_u8(v, p);
+                    }
+                }
+                None => {
+                    for (d, &v) in dst.iter_mut().zip(row) {
+                        *d = quantize_u8(v, p);
+                    }
+                }
             }
         }
         p
@@ -528,52 +551,83 @@ impl Int8Layer {
     fn requantize(&self, f: &Fixed, r: &Requant, a: &[u8], acc: &[i32], out: &mut [u8]) {
         for ((a_row, acc_row), out_row) in a
             .chunks_exact(self.k.max(1))
-            .zip(acc.chunks_exact(self.n))
-            .zip(out.chunks_exact_mut(self.n))
+            .zip(acc.chunks_exact(self.n.max(1)))
+            .zip(out.chunks_exact_mut(self.n.max(1)))
         {
             let rs = if self.asymmetric { row_sum(a_row) } else { 0 };
-            for j in 0..self.n {
-                let v = acc_row[j]
-                    .wrapping_add(f.offset[j])
-                    .wrapping_sub(self.w_zero[j].wrapping_mul(rs));
-                let code = r.multipliers[j].apply(v).saturating_add(r.zero_point);
-                out_row[j] = code.clamp(r.floor, 255) as u8;
+            let (zp, floor) = (i64::from(r.zero_point), i64::from(r.floor));
+            let corrected = acc_row
+                .iter()
+                .zip(&f.offset)
+                .zip(&self.w_zero)
+                .map(|((&acc, &off), &zw)| acc.wrapping_add(off).wrapping_sub(zw.wrapping_mul(rs)));
+            match &r.rescale {
+                Some(rescale) => {
+                    for ((o, v), rs) in out_row.iter_mut().zip(corrected).zip(rescale) {
+                        *o = (rs.apply(v) + zp).clamp(floor, 255) as u8;
+                    }
+                }
+                None => {
+                    for ((o, v), m) in out_row.iter_mut().zip(corrected).zip(&r.multipliers) {
+                        *o = i64::from(m.apply(v)).saturating_add(zp).clamp(floor, 255) as u8;
+                    }
+                }
             }
         }
     }
 
     /// Float epilogue (before the activation): accumulators to `s_a·s_w[j]·acc (+ b[j])`.
-    fn dequantize(&self, a: &[u8], acc: &[i32], dynamic: QParams, out: &mut [f32]) {
-        let k = self.k.max(1);
+    /// `cols` is scratch for dynamic mode's per-call column constants.
+    fn dequantize(
+        &self,
+        a: &[u8],
+        acc: &[i32],
+        dynamic: QParams,
+        out: &mut [f32],
+        cols: &mut Vec<Column>,
+    ) {
         let rows = a
-            .chunks_exact(k)
-            .zip(acc.chunks_exact(self.n))
-            .zip(out.chunks_exact_mut(self.n));
+            .chunks_exact(self.k.max(1))
+            .zip(acc.chunks_exact(self.n.max(1)))
+            .zip(out.chunks_exact_mut(self.n.max(1)));
+        cols.clear();
         match &self.fixed {
             Some(f) => {
-                for ((a_row, acc_row), out_row) in rows {
-                    let rs = if self.asymmetric { row_sum(a_row) } else { 0 };
-                    for j in 0..self.n {
-                        let v = acc_row[j]
-                            .wrapping_add(f.offset[j])
-                            .wrapping_sub(self.w_zero[j].wrapping_mul(rs));
-                        out_row[j] = v as f32 * f.out_scale[j];
-                    }
-                }
+                cols.extend(
+                    f.offset
+                        .iter()
+                        .zip(&f.out_scale)
+                        .map(|(&offset, &scale)| Column {
+                            scale,
+                            offset,
+                            bias: 0.0,
+                        }),
+                )
             }
             None => {
                 let za = dynamic.zero_point;
                 let kz = (self.k as i32).wrapping_mul(za);
-                for ((a_row, acc_row), out_row) in rows {
-                    let rs = if self.asymmetric { row_sum(a_row) } else { 0 };
-                    for j in 0..self.n {
-                        let v = acc_row[j]
-                            .wrapping_sub(za.wrapping_mul(self.packed.col_sums()[j]))
-                            .wrapping_add(self.w_zero[j].wrapping_mul(kz.wrapping_sub(rs)));
-                        let b = self.bias.as_ref().map_or(0.0, |b| b[j]);
-                        out_row[j] = v as f32 * out_scale(dynamic.scale, self.w_scale[j]) + b;
+                cols.extend((0..self.n).map(|j| {
+                    Column {
+                        scale: out_scale(dynamic.scale, self.w_scale[j]),
+                        offset: kz
+                            .wrapping_mul(self.w_zero[j])
+                            .wrapping_sub(za.wrapping_mul(self.packed.col_sums()[j])),
+                        bias: self.bias.as_ref().map_or(0.0, |b| b[j]),
                     }
-                }
+                }));
+            }
+        }
+        for ((a_row, acc_row), out_row) in rows {
+            let rs = if self.asymmetric { row_sum(a_row) } else { 0 };
+            for (((o, &acc), c), &zw) in out_row
+                .iter_mut()
+                .zip(acc_row)
+                .zip(&*cols)
+                .zip(&self.w_zero)
+            {
+                let v = acc.wrapping_add(c.offset).wrapping_sub(zw.wrapping_mul(rs));
+                *o = v as f32 * c.scale + c.bias;
             }
         }
     }
@@ -595,6 +649,7 @@ impl Int8Layer {
             &s.acc[..m * self.n],
             params,
             &mut buf,
+            &mut s.cols,
         );
         let mut z = view_mut(&mut buf, m, self.n);
         activation::apply_inplace(self.activation, z.view_mut());
@@ -635,24 +690,6 @@ fn dynamic_params(x: ArrayView2<f32>) -> QParams {
     QParams::activation(lo, hi, Scheme::Asymmetric)
 }
 
-/// 1.5 · 2²³: adding and subtracting it rounds an f32 of magnitude < 2²² to an integer, half
-/// to even (the default rounding mode), in plain SSE2 (`round_ties_even` is a libm call there).
-const ROUND_MAGIC: f32 = 12_582_912.0;
-
-/// [`QParams::quantize_u8`] in a form that vectorises: the same division, rounding and clamp.
-#[inline(always)]
-fn quantize_u8(x: f32, p: QParams) -> u8 {
-    let v = x / p.scale;
-    // NaN → the zero point; anything beyond ±512 steps clamps to 0 or 255 either way.
-    let v = if v.is_nan() {
-        0.0
-    } else {
-        v.clamp(-512.0, 512.0)
-    };
-    let q = (v + ROUND_MAGIC) - ROUND_MAGIC + p.zero_point as f32;
-    q.clamp(0.0, 255.0) as u8
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Activations are still the caller's `x`.
@@ -667,11 +704,20 @@ enum State {
 /// released past [`SCRATCH_KEEP`]), so a call allocates only its output.
 #[derive(Debug, Default)]
 struct Scratch {
+    cols: Vec<Column>,
     f_cur: Vec<f32>,
     f_next: Vec<f32>,
     q_cur: Vec<u8>,
     q_next: Vec<u8>,
     acc: Vec<i32>,
+}
+
+/// One output column's epilogue constants: `out = (acc + offset − zw·rowsum)·scale + bias`.
+#[derive(Debug, Clone, Copy)]
+struct Column {
+    scale: f32,
+    offset: i32,
+    bias: f32,
 }
 
 /// Bytes of scratch a thread keeps between calls; a huge batch does not pin its buffers.

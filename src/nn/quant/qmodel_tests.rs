@@ -460,46 +460,6 @@ fn bad_requests_and_bad_parts_are_refused_with_their_reason() {
 }
 
 #[test]
-fn the_vectorised_quantizer_is_the_schemes_quantizer() {
-    let params = [
-        QParams {
-            scale: 0.1,
-            zero_point: 0,
-        },
-        QParams {
-            scale: 0.037,
-            zero_point: 131,
-        },
-        QParams {
-            scale: 1e-30,
-            zero_point: 255,
-        },
-    ];
-    let mut values: Vec<f32> = vec![
-        f32::NAN,
-        f32::INFINITY,
-        f32::NEG_INFINITY,
-        f32::MAX,
-        -f32::MAX,
-        0.0,
-        -0.0,
-    ];
-    // Exact ties (k + ½ steps) and their neighbours, over and past the u8 range.
-    for k in -300..300 {
-        for p in &params[..2] {
-            let tie = (k as f32 + 0.5) * p.scale;
-            values.extend([tie, tie.next_up(), tie.next_down()]);
-        }
-    }
-    values.extend(uniform(1, 1000, -20.0, 20.0, 31).iter());
-    for p in params {
-        for &v in &values {
-            assert_eq!(quantize_u8(v, p), p.quantize_u8(v), "{v} with {p:?}");
-        }
-    }
-}
-
-#[test]
 fn the_quantized_model_can_be_shared_across_threads() {
     fn shared<T: Send + Sync>() {}
     shared::<QuantizedModel>();
