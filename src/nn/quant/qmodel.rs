@@ -28,7 +28,7 @@ use crate::nn::dense::Dense;
 use crate::nn::layer::Layer;
 use crate::nn::model::Sequential;
 use crate::nn::param::Param;
-use codes::{Rescale, quantize_u8};
+use codes::{Rescales, RowRequant, quantize_row, requantize_row};
 
 #[path = "qmodel_codes.rs"]
 mod codes;
@@ -161,7 +161,7 @@ struct Fixed {
 struct Requant {
     multipliers: Vec<Multiplier>,
     /// The same, unpacked for the hot loop (`None` if some factor is too large to unpack).
-    rescale: Option<Vec<Rescale>>,
+    rescale: Option<Rescales>,
     zero_point: i32,
     /// The smallest code written: the zero point for ReLU (the fused clamp), else 0.
     floor: i32,
@@ -488,7 +488,7 @@ impl Int8Layer {
                             .map(|s| multiplier(s / f64::from(next.scale)))
                             .collect();
                         Requant {
-                            rescale: multipliers.iter().map(|&m| Rescale::new(m)).collect(),
+                            rescale: Rescales::new(&multipliers),
                             multipliers,
                             zero_point: next.zero_point,
                             floor: if d.activation == Activation::Relu {
@@ -529,19 +529,18 @@ impl Int8Layer {
             None => dynamic_params(x),
         };
         q.resize(x.len(), 0);
+        if let Some(src) = x.as_slice() {
+            quantize_row(src, q, p);
+            return p;
+        }
         let width = x.ncols().max(1);
         for (row, dst) in x.rows().into_iter().zip(q.chunks_exact_mut(width)) {
             match row.as_slice() {
-                Some(src) => {
-                    for (d, &v) in dst.iter_mut().zip(src) {
-                        *d = quantize_u8(v, p);
-                    }
-                }
-                None => {
-                    for (d, &v) in dst.iter_mut().zip(row) {
-                        *d = quantize_u8(v, p);
-                    }
-                }
+                Some(src) => quantize_row(src, dst, p),
+                None => dst
+                    .iter_mut()
+                    .zip(row)
+                    .for_each(|(d, &v)| *d = codes::quantize_u8(v, p)),
             }
         }
         p
@@ -555,21 +554,30 @@ impl Int8Layer {
             .zip(out.chunks_exact_mut(self.n.max(1)))
         {
             let rs = if self.asymmetric { row_sum(a_row) } else { 0 };
-            let (zp, floor) = (i64::from(r.zero_point), i64::from(r.floor));
-            let corrected = acc_row
-                .iter()
-                .zip(&f.offset)
-                .zip(&self.w_zero)
-                .map(|((&acc, &off), &zw)| acc.wrapping_add(off).wrapping_sub(zw.wrapping_mul(rs)));
+            let (zero_point, floor) = (i64::from(r.zero_point), i64::from(r.floor));
             match &r.rescale {
-                Some(rescale) => {
-                    for ((o, v), rs) in out_row.iter_mut().zip(corrected).zip(rescale) {
-                        *o = (rs.apply(v) + zp).clamp(floor, 255) as u8;
-                    }
+                Some(rescales) => {
+                    let row = RowRequant {
+                        offset: &f.offset,
+                        w_zero: &self.w_zero,
+                        rs,
+                        rescales,
+                        zero_point,
+                        floor,
+                    };
+                    requantize_row(acc_row, &row, out_row);
                 }
                 None => {
-                    for ((o, v), m) in out_row.iter_mut().zip(corrected).zip(&r.multipliers) {
-                        *o = i64::from(m.apply(v)).saturating_add(zp).clamp(floor, 255) as u8;
+                    let cols = out_row
+                        .iter_mut()
+                        .zip(acc_row)
+                        .zip(&f.offset)
+                        .zip(&self.w_zero)
+                        .zip(&r.multipliers);
+                    for ((((o, &acc), &off), &zw), m) in cols {
+                        let v = acc.wrapping_add(off).wrapping_sub(zw.wrapping_mul(rs));
+                        let code = i64::from(m.apply(v)).saturating_add(zero_point);
+                        *o = code.clamp(floor, 255) as u8;
                     }
                 }
             }

@@ -2,6 +2,7 @@
 //! without branches) on baseline x86-64, each exactly equal to its definition in
 //! [`scheme`](super::super::scheme): the tests compare them value for value.
 
+use super::super::kernel::{Isa, available};
 use super::super::scheme::{Multiplier, QParams};
 
 /// 1.5 · 2²³: `v + ROUND_MAGIC` for `|v| ≤ 2²²` lands in `[2²³, 2²⁴)`, where f32 steps are 1, so
@@ -54,16 +55,120 @@ impl Rescale {
         })
     }
 
-    /// `Multiplier::apply(acc)` before its saturation to i32 (callers clamp to a code anyway):
-    /// `round(acc · m0 / 2^shift)`, ties away from zero.
-    #[inline(always)]
-    pub(super) fn apply(self, acc: i32) -> i64 {
-        // |acc · m0| < 2⁶²: the magnitude and the rounding offset fit.
-        let prod = i64::from(acc) * self.m0;
-        let sign = prod >> 63;
-        let magnitude = (prod ^ sign) - sign;
-        let r = (magnitude + self.half) >> self.shift;
-        (r ^ sign) - sign
+    /// [`rescale`] with this column's fields (the row loop reads them from [`Rescales`]).
+    #[cfg(test)]
+    fn apply(self, acc: i32) -> i64 {
+        rescale(acc, self.m0, u64::from(self.shift), self.half as u64)
+    }
+}
+
+/// `Multiplier::apply(acc)` before its saturation to i32 (callers clamp to a code anyway):
+/// `round(acc · m0 / 2^shift)`, ties away from zero, on the magnitude so that the shift is a
+/// logical one (AVX2 has per-lane logical 64-bit shifts, not arithmetic ones).
+#[inline(always)]
+fn rescale(acc: i32, m0: i64, shift: u64, half: u64) -> i64 {
+    // |acc · m0| < 2⁶²: the magnitude and the rounding offset fit.
+    let prod = i64::from(acc) * m0;
+    let sign = prod >> 63;
+    let magnitude = ((prod ^ sign) - sign) as u64;
+    let q = ((magnitude + half) >> shift) as i64;
+    (q ^ sign) - sign
+}
+
+/// A layer's [`Rescale`]s by field, so a row's columns load as vectors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Rescales {
+    m0: Vec<i64>,
+    shift: Vec<u64>,
+    half: Vec<u64>,
+}
+
+impl Rescales {
+    /// `None` when some multiplier does not unpack (see [`Rescale::new`]).
+    pub(super) fn new(multipliers: &[Multiplier]) -> Option<Self> {
+        let all: Vec<Rescale> = multipliers
+            .iter()
+            .map(|&m| Rescale::new(m))
+            .collect::<Option<_>>()?;
+        Some(Self {
+            m0: all.iter().map(|r| r.m0).collect(),
+            shift: all.iter().map(|r| u64::from(r.shift)).collect(),
+            half: all.iter().map(|r| r.half as u64).collect(),
+        })
+    }
+}
+
+/// What one fused row needs besides its accumulators.
+pub(super) struct RowRequant<'a> {
+    /// Per column: added to the accumulator (bias and zero-point terms).
+    pub offset: &'a [i32],
+    /// Per column: the weight zero point, times the row sum of the codes `rs`.
+    pub w_zero: &'a [i32],
+    pub rs: i32,
+    pub rescales: &'a Rescales,
+    pub zero_point: i64,
+    /// The smallest code: the zero point under a fused ReLU, else 0.
+    pub floor: i64,
+}
+
+/// Codes of one row: `dst[i] = quantize_u8(src[i], p)`.
+pub(super) fn quantize_row(src: &[f32], dst: &mut [u8], p: QParams) {
+    #[cfg(target_arch = "x86_64")]
+    if available(Isa::Avx2) {
+        // SAFETY: the CPU has AVX2 (checked just above); the function only needs that feature.
+        unsafe { quantize_row_avx2(src, dst, p) };
+        return;
+    }
+    quantize_row_any(src, dst, p);
+}
+
+/// Fused requantization of one row: accumulators to the next layer's codes.
+pub(super) fn requantize_row(acc: &[i32], r: &RowRequant<'_>, dst: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if available(Isa::Avx2) {
+        // SAFETY: the CPU has AVX2 (checked just above); the function only needs that feature.
+        unsafe { requantize_row_avx2(acc, r, dst) };
+        return;
+    }
+    requantize_row_any(acc, r, dst);
+}
+
+/// [`quantize_row_any`] compiled for AVX2: 8 lanes of the same arithmetic, same results.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn quantize_row_avx2(src: &[f32], dst: &mut [u8], p: QParams) {
+    quantize_row_any(src, dst, p);
+}
+
+/// [`requantize_row_any`] compiled for AVX2, which has the per-lane 64-bit shifts it needs.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn requantize_row_avx2(acc: &[i32], r: &RowRequant<'_>, dst: &mut [u8]) {
+    requantize_row_any(acc, r, dst);
+}
+
+#[inline(always)]
+fn quantize_row_any(src: &[f32], dst: &mut [u8], p: QParams) {
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d = quantize_u8(v, p);
+    }
+}
+
+/// [`Rescale::apply`] by fields, plus the correction, zero point and clamp.
+#[inline(always)]
+fn requantize_row_any(acc: &[i32], r: &RowRequant<'_>, dst: &mut [u8]) {
+    let s = r.rescales;
+    let cols = dst
+        .iter_mut()
+        .zip(acc)
+        .zip(r.offset)
+        .zip(r.w_zero)
+        .zip(&s.m0)
+        .zip(&s.shift)
+        .zip(&s.half);
+    for ((((((d, &a), &off), &zw), &m0), &shift), &half) in cols {
+        let v = a.wrapping_add(off).wrapping_sub(zw.wrapping_mul(r.rs));
+        *d = (rescale(v, m0, shift, half) + r.zero_point).clamp(r.floor, 255) as u8;
     }
 }
 
@@ -134,5 +239,51 @@ mod tests {
             }
         }
         assert_eq!(Rescale::new(multiplier(2f64.powi(31))), None);
+    }
+
+    #[test]
+    fn the_row_functions_match_their_scalar_definitions_on_every_path() {
+        let src: Vec<f32> = (0..203)
+            .map(|i| (i as f32 - 101.0) * 0.0137 + 0.005)
+            .collect();
+        let p = QParams {
+            scale: 0.01,
+            zero_point: 77,
+        };
+        let mut dst = vec![0u8; src.len()];
+        quantize_row(&src, &mut dst, p);
+        let want: Vec<u8> = src.iter().map(|&v| p.quantize_u8(v)).collect();
+        assert_eq!(dst, want);
+        quantize_row_any(&src, &mut dst, p);
+        assert_eq!(dst, want);
+
+        let n = 37;
+        let multipliers: Vec<Multiplier> = (0..n)
+            .map(|j| multiplier(0.0003 * (j as f64 + 1.0)))
+            .collect();
+        let rescales = Rescales::new(&multipliers).expect("unpacks");
+        let offset: Vec<i32> = (0..n).map(|j| j as i32 * 1000 - 17_000).collect();
+        let w_zero: Vec<i32> = (0..n).map(|j| j as i32 % 5 - 2).collect();
+        let acc: Vec<i32> = (0..n).map(|j| (j as i32 - 18) * 12_345).collect();
+        let r = RowRequant {
+            offset: &offset,
+            w_zero: &w_zero,
+            rs: 4321,
+            rescales: &rescales,
+            zero_point: 120,
+            floor: 120,
+        };
+        let want: Vec<u8> = (0..n)
+            .map(|j| {
+                let v = acc[j] + offset[j] - w_zero[j] * 4321;
+                (i64::from(multipliers[j].apply(v)) + 120).clamp(120, 255) as u8
+            })
+            .collect();
+        let mut dst = vec![0u8; n];
+        requantize_row(&acc, &r, &mut dst);
+        assert_eq!(dst, want);
+        assert!(want.contains(&120) && want.iter().any(|&c| c > 120 && c < 255));
+        requantize_row_any(&acc, &r, &mut dst);
+        assert_eq!(dst, want);
     }
 }
