@@ -690,11 +690,19 @@ fn row_sum(a: &[u8]) -> i32 {
 
 /// Dynamic input params: asymmetric over the batch's finite `[min, max]`.
 fn dynamic_params(x: ArrayView2<f32>) -> QParams {
-    // Non-finite values count as 0, which the range holds anyway: a select, not a branch.
-    let (lo, hi) = x.iter().fold((0.0f32, 0.0f32), |(lo, hi), &v| {
-        let v = if v.is_finite() { v } else { 0.0 };
-        (lo.min(v), hi.max(v))
-    });
+    let (lo, hi) = match x.as_slice() {
+        Some(all) => codes::finite_range(all),
+        None => x
+            .rows()
+            .into_iter()
+            .fold((0.0f32, 0.0f32), |(lo, hi), row| {
+                let (l, h) = match row.as_slice() {
+                    Some(r) => codes::finite_range(r),
+                    None => codes::finite_range(&row.to_vec()),
+                };
+                (lo.min(l), hi.max(h))
+            }),
+    };
     QParams::activation(lo, hi, Scheme::Asymmetric)
 }
 

@@ -133,6 +133,48 @@ pub(super) fn requantize_row(acc: &[i32], r: &RowRequant<'_>, dst: &mut [u8]) {
     requantize_row_any(acc, r, dst);
 }
 
+/// `(min, max)` of the finite values of `src` and 0.
+pub(super) fn finite_range(src: &[f32]) -> (f32, f32) {
+    #[cfg(target_arch = "x86_64")]
+    if available(Isa::Avx2) {
+        // SAFETY: the CPU has AVX2 (checked just above); the function only needs that feature.
+        return unsafe { finite_range_avx2(src) };
+    }
+    finite_range_any(src)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn finite_range_avx2(src: &[f32]) -> (f32, f32) {
+    finite_range_any(src)
+}
+
+/// Eight running minima and maxima (lanes, not one sequential fold, so it vectorises);
+/// non-finite values count as 0, which the range holds anyway.
+#[inline(always)]
+fn finite_range_any(src: &[f32]) -> (f32, f32) {
+    const LANES: usize = 8;
+    let (mut lo, mut hi) = ([0.0f32; LANES], [0.0f32; LANES]);
+    let chunks = src.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for i in 0..LANES {
+            let v = if c[i].is_finite() { c[i] } else { 0.0 };
+            lo[i] = lo[i].min(v);
+            hi[i] = hi[i].max(v);
+        }
+    }
+    for (i, &v) in tail.iter().enumerate() {
+        let v = if v.is_finite() { v } else { 0.0 };
+        lo[i] = lo[i].min(v);
+        hi[i] = hi[i].max(v);
+    }
+    (
+        lo.iter().fold(0.0f32, |a, &b| a.min(b)),
+        hi.iter().fold(0.0f32, |a, &b| a.max(b)),
+    )
+}
+
 /// [`quantize_row_any`] compiled for AVX2: 8 lanes of the same arithmetic, same results.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
@@ -285,5 +327,23 @@ mod tests {
         assert!(want.contains(&120) && want.iter().any(|&c| c > 120 && c < 255));
         requantize_row_any(&acc, &r, &mut dst);
         assert_eq!(dst, want);
+    }
+
+    #[test]
+    fn the_batch_range_is_the_finite_extremes_and_zero() {
+        let mut v: Vec<f32> = (0..53)
+            .map(|i| (i as f32 * 0.77).sin() * 3.0 + 1.0)
+            .collect();
+        v[7] = f32::NAN;
+        v[19] = f32::INFINITY;
+        v[50] = f32::NEG_INFINITY;
+        v[52] = -4.5; // in the tail of the 8-lane chunks
+        let finite = v.iter().filter(|x| x.is_finite());
+        let want = finite.fold((0.0f32, 0.0f32), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        assert_eq!(want.0, -4.5);
+        assert_eq!(finite_range(&v), want);
+        assert_eq!(finite_range_any(&v), want);
+        assert_eq!(finite_range(&[2.0, 3.0]), (0.0, 3.0));
+        assert_eq!(finite_range(&[]), (0.0, 0.0));
     }
 }
