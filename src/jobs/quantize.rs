@@ -302,3 +302,96 @@ fn compare_calibrations(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::jobs::train::tests::{TestCtx, arch, blobs};
+    use crate::nn::trainer::{FitConfig, fit};
+
+    /// A trained 4 → 16 → 8 → 1 network whose second layer carries one huge weight
+    /// on a dead unit: harmless in float, ruinous for that layer's per-tensor int8 scale.
+    fn outlier_inputs(params: Value) -> JobInputs {
+        let a = arch(
+            r#"{"input_dim": 4, "layers": [{"type": "dense", "units": 16, "activation": "relu"},
+                {"type": "dense", "units": 8, "activation": "relu"},
+                {"type": "dense", "units": 1, "activation": "sigmoid"}]}"#,
+        );
+        let data = blobs(400, 4, 6);
+        let mut model = Sequential::new(&a, 2);
+        let cfg = FitConfig {
+            epochs: 30,
+            batch_size: 32,
+            optimizer: crate::nn::OptimizerConfig::Adam(crate::nn::optim::Adam {
+                lr: 0.01,
+                ..Default::default()
+            }),
+            schedule: crate::nn::Schedule::Constant,
+            loss: crate::nn::Loss::BinaryCrossentropy,
+            regularization: Default::default(),
+            validation_split: 0.0,
+            early_stopping: None,
+            seed: 1,
+            task: data.task,
+        };
+        fit(
+            &mut model,
+            data.x.view(),
+            data.y.view(),
+            &cfg,
+            &mut |_| {},
+            &|| false,
+        )
+        .expect("fits");
+        if let Some(d) = model.layers_mut()[0].as_dense_mut() {
+            d.weight.value.column_mut(15).fill(0.0);
+            if let Some(b) = &mut d.bias {
+                b.value[(0, 15)] = -100.0;
+            }
+        }
+        if let Some(d) = model.layers_mut()[1].as_dense_mut() {
+            d.weight.value[(15, 0)] = 1.0e4;
+        }
+        let mut file = ModelFile::untrained(&a, 0);
+        file.model = model;
+        file.meta.trained = true;
+        let model_bytes = model_file::encode(&file).expect("encodes").len();
+        JobInputs {
+            model: file,
+            model_bytes,
+            dataset: data,
+            eval_dataset: Some(blobs(200, 4, 7)),
+            params,
+            model_id: uuid::Uuid::nil(),
+            job_id: uuid::Uuid::nil(),
+        }
+    }
+
+    #[test]
+    fn an_accuracy_budget_sends_the_layer_with_the_largest_error_back_to_float() {
+        let params = json!({"granularity": "per_tensor", "calibration": {"samples": 200}});
+        // Without a budget the outlier layer wrecks the int8 model…
+        let plain = run(outlier_inputs(params.clone()), &TestCtx::default()).expect("quantizes");
+        let drop = plain.metrics["main_metric_drop"].as_f64().expect("drop");
+        assert!(drop > 0.1, "the outlier must hurt int8: drop {drop}");
+        // …with one, exactly that layer (index 1) goes back to float and the drop fits.
+        let mut with_budget = params;
+        with_budget["max_accuracy_drop"] = json!(0.02);
+        let out = run(outlier_inputs(with_budget), &TestCtx::default()).expect("quantizes");
+        assert_eq!(out.metrics["float_layers"], json!([1]));
+        let drop = out.metrics["main_metric_drop"].as_f64().expect("drop");
+        assert!(drop <= 0.02, "drop {drop}");
+        let layers: Vec<u64> = out.metrics["layers"]
+            .as_array()
+            .expect("layers")
+            .iter()
+            .filter_map(|l| l["layer"].as_u64())
+            .collect();
+        assert_eq!(layers, vec![0, 2], "the other layers stay int8");
+        let produced = out.model.expect("a model");
+        let back = model_file::decode(&produced.file).expect("decodes");
+        assert_eq!(back.meta.dtype, "int8");
+    }
+}
