@@ -29,7 +29,7 @@ pub(super) fn quantize_u8(x: f32, p: QParams) -> u8 {
 /// a shift: `Multiplier::apply` is an out-of-line call with a branch per case, per element.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Rescale {
-    m0: i64,
+    m0: i32,
     shift: u32,
     half: i64,
 }
@@ -49,7 +49,7 @@ impl Rescale {
             return Some(ZERO);
         }
         (m.m0 > 0 && right >= 1).then(|| Self {
-            m0: i64::from(m.m0),
+            m0: m.m0,
             shift: right as u32,
             half: 1i64 << (right - 1),
         })
@@ -66,19 +66,30 @@ impl Rescale {
 /// `round(acc · m0 / 2^shift)`, ties away from zero, on the magnitude so that the shift is a
 /// logical one (AVX2 has per-lane logical 64-bit shifts, not arithmetic ones).
 #[inline(always)]
-fn rescale(acc: i32, m0: i64, shift: u64, half: u64) -> i64 {
-    // |acc · m0| < 2⁶²: the magnitude and the rounding offset fit.
-    let prod = i64::from(acc) * m0;
+fn rescale(acc: i32, m0: i32, shift: u64, half: u64) -> i64 {
+    // |acc · m0| < 2⁶²: the magnitude and the rounding offset fit. Both factors are i32, so
+    // the product is one signed 32×32→64 multiply per lane (`vpmuldq`), not an emulated i64 one.
+    let prod = i64::from(acc) * i64::from(m0);
     let sign = prod >> 63;
     let magnitude = ((prod ^ sign) - sign) as u64;
     let q = ((magnitude + half) >> shift) as i64;
     (q ^ sign) - sign
 }
 
+/// [`rescale`] with an arithmetic shift, for ISAs that have one per 64-bit lane (AVX-512's
+/// `vpsravq`): ties away from zero are `(prod + half − [prod < 0]) >> shift`, two operations
+/// fewer than going through the magnitude. Equal to [`rescale`] for every input.
+#[inline(always)]
+fn rescale_sra(acc: i32, m0: i32, shift: u64, half: u64) -> i64 {
+    // |prod| < 2⁶² and half ≤ 2⁶¹: no sum overflows.
+    let prod = i64::from(acc) * i64::from(m0);
+    (prod + half as i64 + (prod >> 63)) >> shift
+}
+
 /// A layer's [`Rescale`]s by field, so a row's columns load as vectors.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Rescales {
-    m0: Vec<i64>,
+    m0: Vec<i32>,
     shift: Vec<u64>,
     half: Vec<u64>,
 }
@@ -114,6 +125,12 @@ pub(super) struct RowRequant<'a> {
 /// Codes of one row: `dst[i] = quantize_u8(src[i], p)`.
 pub(super) fn quantize_row(src: &[f32], dst: &mut [u8], p: QParams) {
     #[cfg(target_arch = "x86_64")]
+    if available(Isa::Avx512Vnni) {
+        // SAFETY: the CPU has AVX-512 F and BW (part of what the check above asks for).
+        unsafe { quantize_row_avx512(src, dst, p) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if available(Isa::Avx2) {
         // SAFETY: the CPU has AVX2 (checked just above); the function only needs that feature.
         unsafe { quantize_row_avx2(src, dst, p) };
@@ -125,12 +142,50 @@ pub(super) fn quantize_row(src: &[f32], dst: &mut [u8], p: QParams) {
 /// Fused requantization of one row: accumulators to the next layer's codes.
 pub(super) fn requantize_row(acc: &[i32], r: &RowRequant<'_>, dst: &mut [u8]) {
     #[cfg(target_arch = "x86_64")]
+    if available(Isa::Avx512Vnni) {
+        // SAFETY: the CPU has AVX-512 F and BW (part of what the check above asks for).
+        unsafe { requantize_row_avx512(acc, r, dst) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if available(Isa::Avx2) {
         // SAFETY: the CPU has AVX2 (checked just above); the function only needs that feature.
         unsafe { requantize_row_avx2(acc, r, dst) };
         return;
     }
     requantize_row_any(acc, r, dst);
+}
+
+/// `Σ a` with wrapping i32 addition, like the accumulators it corrects.
+pub(super) fn row_sum(a: &[u8]) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    if available(Isa::Avx512Vnni) {
+        // SAFETY: the CPU has AVX-512 F and BW (part of what the check above asks for).
+        return unsafe { row_sum_avx512(a) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if available(Isa::Avx2) {
+        // SAFETY: the CPU has AVX2 (checked just above); the function only needs that feature.
+        return unsafe { row_sum_avx2(a) };
+    }
+    row_sum_any(a)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn row_sum_avx512(a: &[u8]) -> i32 {
+    row_sum_any(a)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn row_sum_avx2(a: &[u8]) -> i32 {
+    row_sum_any(a)
+}
+
+#[inline(always)]
+fn row_sum_any(a: &[u8]) -> i32 {
+    a.iter().fold(0i32, |s, &v| s.wrapping_add(i32::from(v)))
 }
 
 /// `(min, max)` of the finite values of `src` and 0.
@@ -189,6 +244,21 @@ fn requantize_row_avx2(acc: &[i32], r: &RowRequant<'_>, dst: &mut [u8]) {
     requantize_row_any(acc, r, dst);
 }
 
+/// [`quantize_row_any`] compiled for AVX-512: 16 lanes of the same arithmetic, same results.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn quantize_row_avx512(src: &[f32], dst: &mut [u8], p: QParams) {
+    quantize_row_any(src, dst, p);
+}
+
+/// [`requantize_row_any`] compiled for AVX-512: 8 i64 lanes per zmm and direct narrowing of
+/// i64 lanes to bytes (`vpmovqb`), which AVX2 spells as a chain of shuffles.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn requantize_row_avx512(acc: &[i32], r: &RowRequant<'_>, dst: &mut [u8]) {
+    requantize_row_with(acc, r, dst, rescale_sra);
+}
+
 #[inline(always)]
 fn quantize_row_any(src: &[f32], dst: &mut [u8], p: QParams) {
     for (d, &v) in dst.iter_mut().zip(src) {
@@ -199,18 +269,38 @@ fn quantize_row_any(src: &[f32], dst: &mut [u8], p: QParams) {
 /// [`Rescale::apply`] by fields, plus the correction, zero point and clamp.
 #[inline(always)]
 fn requantize_row_any(acc: &[i32], r: &RowRequant<'_>, dst: &mut [u8]) {
+    requantize_row_with(acc, r, dst, rescale);
+}
+
+/// The row loop around either form of the rescaling.
+#[inline(always)]
+fn requantize_row_with(
+    acc: &[i32],
+    r: &RowRequant<'_>,
+    dst: &mut [u8],
+    rescale: impl Fn(i32, i32, u64, u64) -> i64,
+) {
     let s = r.rescales;
+    let out = |v: i32, m0: i32, shift: u64, half: u64| {
+        (rescale(v, m0, shift, half) + r.zero_point).clamp(r.floor, 255) as u8
+    };
     let cols = dst
         .iter_mut()
         .zip(acc)
         .zip(r.offset)
-        .zip(r.w_zero)
         .zip(&s.m0)
         .zip(&s.shift)
         .zip(&s.half);
-    for ((((((d, &a), &off), &zw), &m0), &shift), &half) in cols {
+    // `zw · 0 = 0`: rows without a row-sum term (symmetric weights) skip a multiply per column.
+    if r.rs == 0 {
+        for (((((d, &a), &off), &m0), &shift), &half) in cols {
+            *d = out(a.wrapping_add(off), m0, shift, half);
+        }
+        return;
+    }
+    for ((((((d, &a), &off), &m0), &shift), &half), &zw) in cols.zip(r.w_zero) {
         let v = a.wrapping_add(off).wrapping_sub(zw.wrapping_mul(r.rs));
-        *d = (rescale(v, m0, shift, half) + r.zero_point).clamp(r.floor, 255) as u8;
+        *d = out(v, m0, shift, half);
     }
 }
 
@@ -278,6 +368,12 @@ mod tests {
                 let want = i64::from(m.apply(acc));
                 let got = r.apply(acc).clamp(i64::from(i32::MIN), i64::from(i32::MAX));
                 assert_eq!(got, want, "acc {acc} × {real}");
+                let (shift, half) = (u64::from(r.shift), r.half as u64);
+                assert_eq!(
+                    rescale_sra(acc, r.m0, shift, half),
+                    rescale(acc, r.m0, shift, half),
+                    "acc {acc} × {real}"
+                );
             }
         }
         assert_eq!(Rescale::new(multiplier(2f64.powi(31))), None);
@@ -327,6 +423,41 @@ mod tests {
         assert!(want.contains(&120) && want.iter().any(|&c| c > 120 && c < 255));
         requantize_row_any(&acc, &r, &mut dst);
         assert_eq!(dst, want);
+        #[cfg(target_arch = "x86_64")]
+        if available(Isa::Avx512Vnni) {
+            // SAFETY: the CPU has AVX-512 F and BW (checked just above).
+            unsafe { requantize_row_avx512(&acc, &r, &mut dst) };
+            assert_eq!(dst, want);
+            let mut q = vec![0u8; src.len()];
+            // SAFETY: as above.
+            unsafe { quantize_row_avx512(&src, &mut q, p) };
+            let want_q: Vec<u8> = src.iter().map(|&v| p.quantize_u8(v)).collect();
+            assert_eq!(q, want_q);
+        }
+
+        // Without a row-sum term (rs = 0) the zero points drop out of the product.
+        let r0 = RowRequant { rs: 0, ..r };
+        let want0: Vec<u8> = (0..n)
+            .map(|j| {
+                let v = acc[j] + offset[j];
+                (i64::from(multipliers[j].apply(v)) + 120).clamp(120, 255) as u8
+            })
+            .collect();
+        assert_ne!(want0, want);
+        requantize_row(&acc, &r0, &mut dst);
+        assert_eq!(dst, want0);
+        requantize_row_any(&acc, &r0, &mut dst);
+        assert_eq!(dst, want0);
+    }
+
+    #[test]
+    fn row_sums_wrap_like_the_accumulators() {
+        let a: Vec<u8> = (0..1001u32).map(|i| (i * 37 % 256) as u8).collect();
+        let want = a.iter().map(|&v| i64::from(v)).sum::<i64>();
+        assert_eq!(i64::from(row_sum(&a)), want);
+        assert_eq!(row_sum_any(&a), row_sum(&a));
+        assert_eq!(row_sum(&[]), 0);
+        assert_eq!(row_sum(&[255; 3]), 765);
     }
 
     #[test]

@@ -106,6 +106,32 @@ fn static_predict_equals_the_simulated_integer_arithmetic() {
 }
 
 #[test]
+fn static_batches_run_in_row_blocks_give_each_rows_own_result() {
+    let model = mixed_model();
+    let calib = uniform(64, 20, -1.0, 1.0, 5);
+    // Two full blocks and a partial one.
+    let rows = 2 * BLOCK_ROWS + 17;
+    let x = uniform(rows, 20, -1.6, 1.6, 8);
+    for scheme in SCHEMES {
+        let cfg = config(QuantMode::Static, scheme, Granularity::PerChannel);
+        let method = CalibrationMethod::MinMax;
+        let q = QuantizedModel::build(&model, &cfg, &[4], Some((calib.view(), method)))
+            .expect("builds");
+        let whole = q.predict(x.view());
+        assert_eq!(whole.dim(), (rows, 5));
+        for i in [0, BLOCK_ROWS - 1, BLOCK_ROWS, 2 * BLOCK_ROWS + 3, rows - 1] {
+            let one = q.predict(x.slice(s![i..i + 1, ..]));
+            assert_eq!(one.row(0), whole.row(i), "{scheme:?} row {i}");
+        }
+        assert!(max_relative(&whole, &q.simulate(x.view())) <= 1e-6);
+        // A strided input (every other row) takes the row-by-row quantization.
+        let strided = x.slice(s![..;2, ..]);
+        let fast = q.predict(strided);
+        assert_eq!(fast, q.predict(strided.to_owned().view()));
+    }
+}
+
+#[test]
 fn dynamic_predict_equals_the_simulated_integer_arithmetic() {
     let model = mixed_model();
     let x = uniform(37, 20, -1.6, 1.6, 7);
