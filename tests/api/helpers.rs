@@ -190,6 +190,51 @@ impl TestApp {
     }
 }
 
+/// The `id` of a resource.
+pub fn id(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_string()
+}
+
+impl TestApp {
+    /// Creates a job and waits until it has finished, whatever its outcome.
+    pub async fn finish_job(&self, body: Value) -> Value {
+        let job = self.create_job(&body).await;
+        self.wait_for_job(&id(&job), Duration::from_secs(120)).await
+    }
+
+    /// [`Self::finish_job`] for a job that must succeed.
+    pub async fn run_job(&self, body: Value) -> Value {
+        let done = self.finish_job(body).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+        done
+    }
+
+    /// `POST /v1/models/{model}/predict` → `outputs`.
+    pub async fn predict(&self, model: &str, inputs: &Value) -> Value {
+        let res = self
+            .post_json(
+                &format!("/v1/models/{model}/predict"),
+                &json!({"inputs": inputs}),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+        res.json::<Value>().await.expect("json")["outputs"].clone()
+    }
+
+    /// Posts a job that must be refused with 422 naming `field`.
+    pub async fn assert_job_rejected(&self, body: &Value, field: &str) {
+        let res = self.post_json("/v1/jobs", body).await;
+        let status = res.status().as_u16();
+        let problem: Value = res.json().await.expect("json");
+        assert_eq!(status, 422, "{body} → {problem}");
+        let fields = problem_fields(&problem);
+        assert!(
+            fields.iter().any(|f| f == field),
+            "{body}: expected {field} in {fields:?}"
+        );
+    }
+}
+
 /// The field names a problem document lists in `errors`.
 pub fn problem_fields(body: &Value) -> Vec<String> {
     body["errors"]

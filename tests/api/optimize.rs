@@ -1,13 +1,9 @@
 //! Issue 3 end to end: prune, compress, compact over HTTP, and the compressed
 //! artifact downloaded, uploaded again and served with identical predictions.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, classification_csv, spawn_app};
-
-const JOB_TIMEOUT: Duration = Duration::from_secs(120);
+use crate::helpers::{TestApp, classification_csv, id, spawn_app};
 
 fn deep(input_dim: usize) -> Value {
     json!({"input_dim": input_dim, "layers": [
@@ -15,29 +11,6 @@ fn deep(input_dim: usize) -> Value {
         {"type": "dropout", "rate": 0.1},
         {"type": "dense", "units": 32, "activation": "relu"},
         {"type": "dense", "units": 1, "activation": "sigmoid"}]})
-}
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_string()
-}
-
-/// Runs a job to success and returns it.
-async fn run(app: &TestApp, body: Value) -> Value {
-    let job = app.create_job(&body).await;
-    let done = app.wait_for_job(&id(&job), JOB_TIMEOUT).await;
-    assert_eq!(done["status"], "succeeded", "{done}");
-    done
-}
-
-async fn predict(app: &TestApp, model: &str, inputs: &Value) -> Value {
-    let res = app
-        .post_json(
-            &format!("/v1/models/{model}/predict"),
-            &json!({"inputs": inputs}),
-        )
-        .await;
-    assert_eq!(res.status(), 200);
-    res.json::<Value>().await.expect("json")["outputs"].clone()
 }
 
 /// Datasets (train, test) and a model trained on them.
@@ -49,9 +22,7 @@ async fn trained_fixture(app: &TestApp) -> (String, String, String) {
         .create_dataset("test.csv", classification_csv(400, 10, 22), &[])
         .await;
     let model = app.create_model(deep(10)).await;
-    let done = run(
-        app,
-        json!({"kind": "train", "model": id(&model), "dataset": id(&train), "eval_dataset": id(&test),
+    let done = app.run_job(json!({"kind": "train", "model": id(&model), "dataset": id(&train), "eval_dataset": id(&test),
                "params": {"epochs": 15, "optimizer": {"name": "adam", "lr": 0.01}, "seed": 3}}),
     )
     .await;
@@ -68,9 +39,7 @@ async fn prune_then_compress_gives_a_smaller_file_that_uploads_again_and_predict
     let (train, test, trained) = trained_fixture(&app).await;
 
     // Gradual magnitude pruning to 80 % while fine-tuning.
-    let done = run(
-        &app,
-        json!({"kind": "prune", "model": trained, "dataset": train, "eval_dataset": test,
+    let done = app.run_job(json!({"kind": "prune", "model": trained, "dataset": train, "eval_dataset": test,
                "params": {"method": "magnitude", "sparsity": 0.8, "schedule": {"type": "polynomial"},
                           "fine_tune": {"epochs": 4, "optimizer": {"name": "adam", "lr": 0.005}}}}),
     )
@@ -120,9 +89,7 @@ async fn prune_then_compress_gives_a_smaller_file_that_uploads_again_and_predict
     assert_eq!(shown["parent_id"], trained.as_str());
 
     // Weight sharing and entropy coding.
-    let done = run(
-        &app,
-        json!({"kind": "compress", "model": pruned, "dataset": train, "eval_dataset": test,
+    let done = app.run_job(json!({"kind": "compress", "model": pruned, "dataset": train, "eval_dataset": test,
                "params": {"bits": 4, "fine_tune": {"epochs": 1, "optimizer": {"name": "adam", "lr": 0.001}}}}),
     )
     .await;
@@ -161,14 +128,12 @@ async fn prune_then_compress_gives_a_smaller_file_that_uploads_again_and_predict
         .collect();
     let inputs = json!(inputs);
     assert_eq!(
-        predict(&app, &compressed, &inputs).await,
-        predict(&app, &id(&again), &inputs).await
+        app.predict(&compressed, &inputs).await,
+        app.predict(&id(&again), &inputs).await
     );
-    let ev = run(
-        &app,
-        json!({"kind": "evaluate", "model": id(&again), "dataset": test}),
-    )
-    .await;
+    let ev = app
+        .run_job(json!({"kind": "evaluate", "model": id(&again), "dataset": test}))
+        .await;
     assert_eq!(ev["result"]["metrics"]["accuracy"], m["accuracy"]);
     assert_eq!(ev["result"]["metrics"]["size_bytes"], m["size_bytes"]);
 
@@ -191,9 +156,7 @@ async fn prune_then_compress_gives_a_smaller_file_that_uploads_again_and_predict
 async fn neuron_pruning_shrinks_the_layers_and_compact_reports_what_it_did() {
     let app = spawn_app().await;
     let (train, test, trained) = trained_fixture(&app).await;
-    let done = run(
-        &app,
-        json!({"kind": "prune", "model": trained, "dataset": train, "eval_dataset": test,
+    let done = app.run_job(json!({"kind": "prune", "model": trained, "dataset": train, "eval_dataset": test,
                "params": {"method": "neurons", "sparsity": 0.5, "scope": "per_layer", "criterion": "l1",
                           "fine_tune": {"epochs": 2}}}),
     )
@@ -213,12 +176,12 @@ async fn neuron_pruning_shrinks_the_layers_and_compact_reports_what_it_did() {
         "a structurally pruned model is dense"
     );
 
-    let done = run(
-        &app,
-        json!({"kind": "compact", "model": trained, "dataset": train, "eval_dataset": test,
+    let done = app
+        .run_job(
+            json!({"kind": "compact", "model": trained, "dataset": train, "eval_dataset": test,
                "params": {"low_rank": {"energy": 0.99}, "low_rank_layers": [0]}}),
-    )
-    .await;
+        )
+        .await;
     let m = &done["result"]["metrics"];
     let actions = m["actions"].as_array().expect("actions");
     for a in actions {
@@ -336,14 +299,6 @@ async fn bad_optimization_parameters_are_rejected_naming_the_field() {
         ),
     ];
     for (body, field) in cases {
-        let res = app.post_json("/v1/jobs", &body).await;
-        let status = res.status().as_u16();
-        let problem: Value = res.json().await.expect("json");
-        assert_eq!(status, 422, "{body} → {problem}");
-        let fields = crate::helpers::problem_fields(&problem);
-        assert!(
-            fields.iter().any(|f| f == field),
-            "{body}: expected {field} in {fields:?}"
-        );
+        app.assert_job_rejected(&body, field).await;
     }
 }

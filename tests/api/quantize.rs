@@ -1,22 +1,9 @@
 //! Issue 4 end to end: quantize jobs over HTTP, the int8 file downloaded and
 //! uploaded again, and every class of bad quantization parameter.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, classification_csv, problem_fields, spawn_app};
-
-const JOB_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_string()
-}
-
-async fn finish(app: &TestApp, body: Value) -> Value {
-    let job = app.create_job(&body).await;
-    app.wait_for_job(&id(&job), JOB_TIMEOUT).await
-}
+use crate::helpers::{TestApp, classification_csv, id, spawn_app};
 
 async fn trained(app: &TestApp) -> (String, String, String) {
     let train = app
@@ -31,9 +18,7 @@ async fn trained(app: &TestApp) -> (String, String, String) {
             {"type": "dense", "units": 24, "activation": "relu"},
             {"type": "dense", "units": 1, "activation": "sigmoid"}]}))
         .await;
-    let done = finish(
-        app,
-        json!({"kind": "train", "model": id(&model), "dataset": id(&train), "eval_dataset": id(&test),
+    let done = app.finish_job(json!({"kind": "train", "model": id(&model), "dataset": id(&train), "eval_dataset": id(&test),
                "params": {"epochs": 15, "optimizer": {"name": "adam", "lr": 0.01}, "seed": 5}}),
     )
     .await;
@@ -45,24 +30,11 @@ async fn trained(app: &TestApp) -> (String, String, String) {
     (id(&train), id(&test), m)
 }
 
-async fn predict(app: &TestApp, model: &str, inputs: &Value) -> Value {
-    let res = app
-        .post_json(
-            &format!("/v1/models/{model}/predict"),
-            &json!({"inputs": inputs}),
-        )
-        .await;
-    assert_eq!(res.status(), 200);
-    res.json::<Value>().await.expect("json")["outputs"].clone()
-}
-
 #[tokio::test]
 async fn static_int8_is_smaller_as_accurate_and_travels_as_a_safetensors_file() {
     let app = spawn_app().await;
     let (train, test, model) = trained(&app).await;
-    let done = finish(
-        &app,
-        json!({"kind": "quantize", "model": model, "dataset": train, "eval_dataset": test,
+    let done = app.finish_job(json!({"kind": "quantize", "model": model, "dataset": train, "eval_dataset": test,
                "params": {"mode": "static", "calibration": {"method": "percentile", "samples": 500, "compare": true}}}),
     )
     .await;
@@ -125,14 +97,12 @@ async fn static_int8_is_smaller_as_accurate_and_travels_as_a_safetensors_file() 
             .collect::<Vec<_>>()
     );
     assert_eq!(
-        predict(&app, &int8, &inputs).await,
-        predict(&app, &id(&again), &inputs).await
+        app.predict(&int8, &inputs).await,
+        app.predict(&id(&again), &inputs).await
     );
-    let ev = finish(
-        &app,
-        json!({"kind": "evaluate", "model": id(&again), "dataset": test}),
-    )
-    .await;
+    let ev = app
+        .finish_job(json!({"kind": "evaluate", "model": id(&again), "dataset": test}))
+        .await;
     assert_eq!(
         ev["result"]["metrics"]["accuracy"], after["accuracy"],
         "{ev}"
@@ -147,21 +117,19 @@ async fn dynamic_and_qat_modes_run_and_an_accuracy_budget_is_kept_or_refused_cle
         json!({"mode": "dynamic", "granularity": "per_tensor"}),
         json!({"mode": "qat", "scheme": "asymmetric", "fine_tune": {"epochs": 2, "optimizer": {"name": "adam", "lr": 0.001}}}),
     ] {
-        let done = finish(
-            &app,
-            json!({"kind": "quantize", "model": model, "dataset": train, "eval_dataset": test, "params": params}),
+        let done = app.finish_job(json!({"kind": "quantize", "model": model, "dataset": train, "eval_dataset": test, "params": params}),
         )
         .await;
         assert_eq!(done["status"], "succeeded", "{params}: {done}");
         let acc = done["result"]["metrics"]["accuracy"].as_f64().expect("acc");
         assert!(acc > 0.8, "{params}: {acc}");
     }
-    let done = finish(
-        &app,
-        json!({"kind": "quantize", "model": model, "dataset": train, "eval_dataset": test,
+    let done = app
+        .finish_job(
+            json!({"kind": "quantize", "model": model, "dataset": train, "eval_dataset": test,
                "params": {"max_accuracy_drop": 0.0}}),
-    )
-    .await;
+        )
+        .await;
     match done["status"].as_str() {
         Some("succeeded") => {
             let m = &done["result"]["metrics"];
@@ -223,14 +191,6 @@ async fn bad_quantization_parameters_are_rejected_naming_the_field() {
         ),
     ];
     for (params, field) in cases {
-        let res = app.post_json("/v1/jobs", &job(params.clone())).await;
-        let status = res.status().as_u16();
-        let problem: Value = res.json().await.expect("json");
-        assert_eq!(status, 422, "{params} → {problem}");
-        let fields = problem_fields(&problem);
-        assert!(
-            fields.iter().any(|f| f == field),
-            "{params}: expected {field} in {fields:?}"
-        );
+        app.assert_job_rejected(&job(params), field).await;
     }
 }
