@@ -16,6 +16,7 @@ use std::arch::x86_64::{
 };
 
 use super::Isa;
+use super::operands::{Product, Tile};
 use super::pack::{Block, GROUP, PANEL, PackedWeights};
 
 /// Rows of A per micro-kernel.
@@ -29,81 +30,28 @@ pub(super) fn gemm(a: &[u8], rows: usize, w: &PackedWeights, c: &mut [i32]) -> b
     if !super::available(Isa::Avx2) {
         return false;
     }
-    let (k, n) = (w.k(), w.n());
-    let rows = super::rows_that_fit(rows, a.len(), k, c.len(), n);
-    if rows == 0 || n == 0 {
-        return true;
-    }
-    let blocks = w.blocks();
-    debug_assert_eq!(blocks.len(), w.groups() * w.panels());
-    // SAFETY: the CPU has avx2 (checked above). `a` holds at least rows·k bytes and `c` rows·n
-    // i32 (clamped above); `blocks` holds groups·panels blocks by construction of
-    // `PackedWeights`; `c` is a unique borrow, so it aliases neither input.
-    unsafe {
-        gemm_impl(
-            a.as_ptr(),
-            rows,
-            k,
-            blocks.as_ptr(),
-            w.groups(),
-            w.panels(),
-            c.as_mut_ptr(),
-            n,
-        );
+    if let Some(product) = Product::new(a, rows, w, c) {
+        // SAFETY: the CPU has the features (checked above); `product` was built from the
+        // borrowed slices, which outlive this call.
+        unsafe { gemm_impl(product) }
     }
     true
 }
 
-/// One micro-kernel's operands: R rows of A from `a`, P panels of W from `w`, into C at `c`.
-#[derive(Clone, Copy)]
-struct Tile {
-    /// First byte of the first A row; rows are `k` apart.
-    a: *const u8,
-    k: usize,
-    /// First block of the first panel; panels are `groups` blocks apart.
-    w: *const Block,
-    groups: usize,
-    /// First output of the tile; rows are `n` apart.
-    c: *mut i32,
-    n: usize,
-    /// Columns of C from the tile's first column to the end of the row (> 0).
-    cols: usize,
-}
-
 /// # Safety
-/// The CPU supports avx2; `a` is valid for `rows·k` reads, `blocks` for `groups·panels`
-/// (with `groups = ⌈k/4⌉`, `panels = ⌈n/16⌉`), `c` for `rows·n` writes.
+/// The CPU supports avx2, and the slices `p` was made from are still borrowed.
 #[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_impl(
-    a: *const u8,
-    rows: usize,
-    k: usize,
-    blocks: *const Block,
-    groups: usize,
-    panels: usize,
-    c: *mut i32,
-    n: usize,
-) {
+unsafe fn gemm_impl(p: Product) {
+    let (rows, panels) = (p.rows, p.panels);
     let mut i0 = 0;
     while i0 < rows {
         let mr = (rows - i0).min(MR);
         let mut p0 = 0;
         while p0 < panels {
             let nr = if mr == 1 { (panels - p0).min(2) } else { 1 };
-            // SAFETY: i0 < rows and p0 < panels, so every offset stays inside its buffer (the
-            // function's contract); the tile covers rows i0..i0+mr and panels p0..p0+nr.
-            let tile = unsafe {
-                Tile {
-                    a: a.add(i0 * k),
-                    k,
-                    w: blocks.add(p0 * groups),
-                    groups,
-                    c: c.add(i0 * n + p0 * PANEL),
-                    n,
-                    cols: n - p0 * PANEL,
-                }
-            };
+            // SAFETY: i0 < rows and p0 < panels; the tile covers rows i0..i0+mr and panels
+            // p0..p0+nr, all inside the product.
+            let tile = unsafe { p.tile(i0, p0) };
             // SAFETY: mr rows and nr panels of the tile are in bounds (above).
             unsafe {
                 match (mr, nr) {

@@ -17,6 +17,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod operands;
 mod pack;
 mod portable;
 #[cfg(target_arch = "x86_64")]
