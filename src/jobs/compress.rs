@@ -51,16 +51,7 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
     if let Some(ft) = &p.fine_tune {
         let mut tuner = CentroidTuner::new(shared, ft.optimizer.to_config().lr());
         let d = &inputs.dataset;
-        fine_tune(
-            &mut model,
-            d.x.view(),
-            d.y.view(),
-            ft,
-            d.task,
-            &mut tuner,
-            ctx,
-            (0.15, 0.8),
-        )?;
+        fine_tune(&mut model, d, ft, &mut tuner, ctx, (0.15, 0.8))?;
         shared = tuner.into_shared();
         shared.apply(&mut model);
     }

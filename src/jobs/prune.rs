@@ -74,7 +74,6 @@ fn prune(
     let gradual = matches!(sched, PruneSchedule::Polynomial { .. });
     let range = (0.1, 0.9);
     let x = data.x.view();
-    let y = data.y.view();
     let mut model = model;
     let mut events = Vec::new();
     match p.method {
@@ -87,7 +86,7 @@ fn prune(
             match (&p.fine_tune, gradual) {
                 (Some(ft), true) => {
                     let mut hook = GradualMagnitude::new(cfg, sched);
-                    fine_tune(&mut model, x, y, ft, data.task, &mut hook, ctx, range)?;
+                    fine_tune(&mut model, data, ft, &mut hook, ctx, range)?;
                     events = hook.events().to_vec();
                 }
                 (ft, _) => {
@@ -95,7 +94,7 @@ fn prune(
                     set_masks(&mut model, &masks);
                     events.push((0, sparsity));
                     if let Some(ft) = ft {
-                        fine_tune(&mut model, x, y, ft, data.task, &mut NoHook, ctx, range)?;
+                        fine_tune(&mut model, data, ft, &mut NoHook, ctx, range)?;
                     }
                 }
             }
@@ -114,7 +113,7 @@ fn prune(
             match (&p.fine_tune, gradual) {
                 (Some(ft), true) => {
                     let mut hook = GradualNeurons::new(cfg, sched);
-                    fine_tune(&mut model, x, y, ft, data.task, &mut hook, ctx, range)?;
+                    fine_tune(&mut model, data, ft, &mut hook, ctx, range)?;
                     events = hook.events().to_vec();
                     let keep = hook.kept_units(&model);
                     model = remove_units(&model, &keep).map_err(prune_error)?;
@@ -124,7 +123,7 @@ fn prune(
                     model = remove_units(&model, &keep).map_err(prune_error)?;
                     events.push((0, sparsity));
                     if let Some(ft) = ft {
-                        fine_tune(&mut model, x, y, ft, data.task, &mut NoHook, ctx, range)?;
+                        fine_tune(&mut model, data, ft, &mut NoHook, ctx, range)?;
                     }
                 }
             }

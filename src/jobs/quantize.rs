@@ -90,16 +90,7 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
         let layers: Vec<usize> = model.dense_layers().map(|(i, _)| i).collect();
         let mut hook = FakeQuantWeights::attach(&mut model, layers, p.scheme, p.granularity);
         let d = &inputs.dataset;
-        fine_tune(
-            &mut model,
-            d.x.view(),
-            d.y.view(),
-            ft,
-            d.task,
-            &mut hook,
-            ctx,
-            (0.1, 0.6),
-        )?;
+        fine_tune(&mut model, d, ft, &mut hook, ctx, (0.1, 0.6))?;
         hook.finish(&mut model);
     }
     let cfg = QuantConfig {

@@ -81,16 +81,7 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
     let started = Instant::now();
     ctx.set_progress(0.0);
     // Training is ~95% of the job; measurement takes the rest.
-    let outcome = tuning::fine_tune(
-        &mut model,
-        dataset.x.view(),
-        dataset.y.view(),
-        &p,
-        task,
-        &mut NoHook,
-        ctx,
-        (0.0, 0.95),
-    )?;
+    let outcome = tuning::fine_tune(&mut model, &dataset, &p, &mut NoHook, ctx, (0.0, 0.95))?;
     let train_seconds = started.elapsed().as_secs_f64();
 
     let data = EvaluationData::choose(&dataset, eval_dataset.as_ref(), &outcome.validation_rows);

@@ -1,12 +1,10 @@
 //! Fine-tuning inside an optimization job: the train job's loop with a step hook,
 //! progress mapped into a slice of the job's progress bar.
 
-use ndarray::{ArrayView1, ArrayView2};
-
 use super::params::ValidTrainParams;
 use super::{JobContext, JobError};
 use crate::nn::Sequential;
-use crate::nn::data::Task;
+use crate::nn::data::{Dataset, Task};
 use crate::nn::trainer::{FitConfig, FitError, FitOutcome, StepHook, fit_with_hook};
 use crate::validation::Invalid;
 
@@ -35,25 +33,22 @@ pub fn fit_error(e: FitError) -> JobError {
     }
 }
 
-/// Trains `model` with `hook`, recording per-epoch metrics and moving progress
-/// from `progress.0` to `progress.1`.
-#[allow(clippy::too_many_arguments)]
+/// Trains `model` on `data` with `hook`, recording per-epoch metrics and moving
+/// progress from `progress.0` to `progress.1`.
 pub fn fine_tune(
     model: &mut Sequential,
-    x: ArrayView2<f32>,
-    y: ArrayView1<f32>,
+    data: &Dataset,
     p: &ValidTrainParams,
-    task: Task,
     hook: &mut dyn StepHook,
     ctx: &dyn JobContext,
     progress: (f64, f64),
 ) -> Result<FitOutcome, JobError> {
-    let cfg = fit_config(p, task);
+    let cfg = fit_config(p, data.task);
     let epochs = p.epochs.max(1) as f64;
     fit_with_hook(
         model,
-        x,
-        y,
+        data.x.view(),
+        data.y.view(),
         &cfg,
         &mut |m| {
             ctx.record_metrics(m.epoch, &m.values);

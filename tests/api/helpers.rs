@@ -209,6 +209,36 @@ impl TestApp {
         done
     }
 
+    /// Train and test datasets of `features` columns (the first drawn with `seed`, the second
+    /// with `seed + 1`) and `architecture` trained on them for 15 epochs: `(train, test, model)` ids.
+    pub async fn trained_fixture(
+        &self,
+        rows: usize,
+        features: usize,
+        seed: u64,
+        architecture: Value,
+    ) -> (String, String, String) {
+        let train = self
+            .create_dataset("train.csv", classification_csv(rows, features, seed), &[])
+            .await;
+        let test = self
+            .create_dataset("test.csv", classification_csv(400, features, seed + 1), &[])
+            .await;
+        let model = self.create_model(architecture).await;
+        let done = self
+            .run_job(
+                json!({"kind": "train", "model": id(&model), "dataset": id(&train),
+                "eval_dataset": id(&test),
+                "params": {"epochs": 15, "optimizer": {"name": "adam", "lr": 0.01}, "seed": seed}}),
+            )
+            .await;
+        let trained = done["result"]["model_id"]
+            .as_str()
+            .expect("model")
+            .to_string();
+        (id(&train), id(&test), trained)
+    }
+
     /// `POST /v1/models/{model}/predict` → `outputs`.
     pub async fn predict(&self, model: &str, inputs: &Value) -> Value {
         let res = self

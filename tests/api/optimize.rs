@@ -13,30 +13,10 @@ fn deep(input_dim: usize) -> Value {
         {"type": "dense", "units": 1, "activation": "sigmoid"}]})
 }
 
-/// Datasets (train, test) and a model trained on them.
-async fn trained_fixture(app: &TestApp) -> (String, String, String) {
-    let train = app
-        .create_dataset("train.csv", classification_csv(1_000, 10, 21), &[])
-        .await;
-    let test = app
-        .create_dataset("test.csv", classification_csv(400, 10, 22), &[])
-        .await;
-    let model = app.create_model(deep(10)).await;
-    let done = app.run_job(json!({"kind": "train", "model": id(&model), "dataset": id(&train), "eval_dataset": id(&test),
-               "params": {"epochs": 15, "optimizer": {"name": "adam", "lr": 0.01}, "seed": 3}}),
-    )
-    .await;
-    let trained = done["result"]["model_id"]
-        .as_str()
-        .expect("model")
-        .to_string();
-    (id(&train), id(&test), trained)
-}
-
 #[tokio::test]
 async fn prune_then_compress_gives_a_smaller_file_that_uploads_again_and_predicts_identically() {
     let app = spawn_app().await;
-    let (train, test, trained) = trained_fixture(&app).await;
+    let (train, test, trained) = app.trained_fixture(1_000, 10, 21, deep(10)).await;
 
     // Gradual magnitude pruning to 80 % while fine-tuning.
     let done = app.run_job(json!({"kind": "prune", "model": trained, "dataset": train, "eval_dataset": test,
@@ -155,7 +135,7 @@ async fn prune_then_compress_gives_a_smaller_file_that_uploads_again_and_predict
 #[tokio::test]
 async fn neuron_pruning_shrinks_the_layers_and_compact_reports_what_it_did() {
     let app = spawn_app().await;
-    let (train, test, trained) = trained_fixture(&app).await;
+    let (train, test, trained) = app.trained_fixture(1_000, 10, 21, deep(10)).await;
     let done = app.run_job(json!({"kind": "prune", "model": trained, "dataset": train, "eval_dataset": test,
                "params": {"method": "neurons", "sparsity": 0.5, "scope": "per_layer", "criterion": "l1",
                           "fine_tune": {"epochs": 2}}}),

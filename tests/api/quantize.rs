@@ -5,35 +5,17 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, classification_csv, id, spawn_app};
 
-async fn trained(app: &TestApp) -> (String, String, String) {
-    let train = app
-        .create_dataset("train.csv", classification_csv(1_200, 12, 31), &[])
-        .await;
-    let test = app
-        .create_dataset("test.csv", classification_csv(400, 12, 32), &[])
-        .await;
-    let model = app
-        .create_model(json!({"input_dim": 12, "layers": [
-            {"type": "dense", "units": 48, "activation": "relu"},
-            {"type": "dense", "units": 24, "activation": "relu"},
-            {"type": "dense", "units": 1, "activation": "sigmoid"}]}))
-        .await;
-    let done = app.finish_job(json!({"kind": "train", "model": id(&model), "dataset": id(&train), "eval_dataset": id(&test),
-               "params": {"epochs": 15, "optimizer": {"name": "adam", "lr": 0.01}, "seed": 5}}),
-    )
-    .await;
-    assert_eq!(done["status"], "succeeded", "{done}");
-    let m = done["result"]["model_id"]
-        .as_str()
-        .expect("model")
-        .to_string();
-    (id(&train), id(&test), m)
+fn mlp12() -> Value {
+    json!({"input_dim": 12, "layers": [
+        {"type": "dense", "units": 48, "activation": "relu"},
+        {"type": "dense", "units": 24, "activation": "relu"},
+        {"type": "dense", "units": 1, "activation": "sigmoid"}]})
 }
 
 #[tokio::test]
 async fn static_int8_is_smaller_as_accurate_and_travels_as_a_safetensors_file() {
     let app = spawn_app().await;
-    let (train, test, model) = trained(&app).await;
+    let (train, test, model) = app.trained_fixture(1_200, 12, 31, mlp12()).await;
     let done = app.finish_job(json!({"kind": "quantize", "model": model, "dataset": train, "eval_dataset": test,
                "params": {"mode": "static", "calibration": {"method": "percentile", "samples": 500, "compare": true}}}),
     )
@@ -112,7 +94,7 @@ async fn static_int8_is_smaller_as_accurate_and_travels_as_a_safetensors_file() 
 #[tokio::test]
 async fn dynamic_and_qat_modes_run_and_an_accuracy_budget_is_kept_or_refused_clearly() {
     let app = spawn_app().await;
-    let (train, test, model) = trained(&app).await;
+    let (train, test, model) = app.trained_fixture(1_200, 12, 31, mlp12()).await;
     for params in [
         json!({"mode": "dynamic", "granularity": "per_tensor"}),
         json!({"mode": "qat", "scheme": "asymmetric", "fine_tune": {"epochs": 2, "optimizer": {"name": "adam", "lr": 0.001}}}),
