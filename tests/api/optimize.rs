@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, classification_csv, id, spawn_app};
+use crate::helpers::{classification_csv, id, spawn_app};
 
 fn deep(input_dim: usize) -> Value {
     json!({"input_dim": input_dim, "layers": [

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, classification_csv, id, spawn_app};
+use crate::helpers::{classification_csv, id, spawn_app};
 
 fn mlp12() -> Value {
     json!({"input_dim": 12, "layers": [
