@@ -134,6 +134,20 @@ impl BlobStore {
             .map_err(|e| self.not_found_or(e, sha256, &path))
     }
 
+    /// The first `n` bytes of a blob (fewer if it is shorter): enough to tell a format by its magic.
+    pub async fn read_head(&self, sha256: &str, n: usize) -> Result<Vec<u8>, BlobError> {
+        use tokio::io::AsyncReadExt;
+        let path = self.path(sha256)?;
+        let mut head = Vec::with_capacity(n);
+        self.open(sha256)
+            .await?
+            .take(n as u64)
+            .read_to_end(&mut head)
+            .await
+            .map_err(io_err(&path))?;
+        Ok(head)
+    }
+
     /// The whole blob in memory; for model files and normalised datasets, not for uploads.
     pub async fn read(&self, sha256: &str) -> Result<Vec<u8>, BlobError> {
         let path = self.path(sha256)?;

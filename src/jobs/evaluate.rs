@@ -65,12 +65,7 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
     let size = inputs.model_bytes;
     let mut metrics = report::evaluation_metrics(&ev, data.task == Task::Multiclass);
     match &int8 {
-        Some(q) => {
-            let (latency, throughput) = report::measure_predictor(q, data.x.view());
-            metrics.extend(report::model_metrics(model, size, None));
-            metrics.insert("latency_us_b1".into(), json!(latency));
-            metrics.insert("throughput_b1024".into(), json!(throughput));
-        }
+        Some(q) => metrics.extend(report::served_metrics(model, size, q, data.x.view())),
         None => {
             let speed = report::measure_speed(model, data.x.view());
             metrics.extend(report::model_metrics(model, size, Some(speed)));

@@ -19,7 +19,7 @@ use super::params::{
     CalibrationChoice, QuantizeMode, ValidCalibration, ValidQuantizeParams, validate_quantize,
 };
 use super::report;
-use super::snapshot::{evaluation_data, sparsity_by_layer};
+use super::snapshot::{self, evaluation_data, snapshot_scored, sparsity_by_layer};
 use super::tuning::fine_tune;
 use super::{JobContext, JobError, JobInputs, JobOutput};
 use crate::formats::model_file::{self, ModelFile};
@@ -73,19 +73,13 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
     let p: ValidQuantizeParams = inputs.validated(validate_quantize)?;
     ctx.set_progress(0.0);
     let (data, evaluated_on) = evaluation_data(&inputs.dataset, inputs.eval_dataset.as_ref());
-    let float = inputs.model.model.clone();
-    let head = Head::new(&float, data.task);
-    let before_eval = score(&float, head, data);
-    let mut before = report::evaluation_metrics(&before_eval, data.task == Task::Multiclass);
-    before.extend(report::model_metrics(
-        &float,
-        inputs.model_bytes,
-        Some(report::measure_speed(&float, data.x.view())),
-    ));
-    before.insert("dtype".into(), json!("f32"));
+    let head = Head::new(&inputs.model.model, data.task);
+    let before_eval = snapshot::score(&inputs.model.model, data);
+    let mut before = snapshot_scored(&inputs.model.model, inputs.model_bytes, data, &before_eval);
+    before.insert("dtype".into(), json!(inputs.model.meta.dtype));
     ctx.set_progress(0.1);
 
-    let mut model = float.clone();
+    let mut model = inputs.model.model.clone();
     if let (QuantizeMode::Qat, Some(ft)) = (p.mode, &p.fine_tune) {
         let layers: Vec<usize> = model.dense_layers().map(|(i, _)| i).collect();
         let mut hook = FakeQuantWeights::attach(&mut model, layers, p.scheme, p.granularity);
@@ -198,12 +192,12 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
     }
 
     let mut metrics = report::evaluation_metrics(&ev, data.task == Task::Multiclass);
-    let (latency, throughput) = report::measure_predictor(&served, data.x.view());
-    metrics.insert("params".into(), json!(file.model.param_count()));
-    metrics.insert("nonzero_params".into(), json!(file.model.nonzero_params()));
-    metrics.insert("size_bytes".into(), json!(bytes.len()));
-    metrics.insert("latency_us_b1".into(), json!(latency));
-    metrics.insert("throughput_b1024".into(), json!(throughput));
+    metrics.extend(report::served_metrics(
+        &file.model,
+        bytes.len(),
+        &served,
+        data.x.view(),
+    ));
     metrics.insert("dtype".into(), json!("int8"));
     metrics.insert("evaluated_on".into(), json!(evaluated_on));
     metrics.insert("mode".into(), json!(p.mode));
@@ -214,8 +208,12 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
         "compression_ratio".into(),
         json!(inputs.model_bytes as f64 / bytes.len().max(1) as f64),
     );
-    metrics.insert("layers".into(), layer_report(&q, &model, data.x.view()));
-    metrics.insert("sparsity_layers".into(), sparsity_by_layer(&file.model));
+    // `layers` is per-layer sparsity in every job's report; the int8 details go beside it.
+    metrics.insert("layers".into(), sparsity_by_layer(&file.model));
+    metrics.insert(
+        "quantized_layers".into(),
+        layer_report(&q, &model, data.x.view()),
+    );
     if let Some(c) = comparison {
         metrics.insert("calibration_comparison".into(), Value::Array(c));
     }
@@ -374,7 +372,7 @@ mod tests {
         assert_eq!(out.metrics["float_layers"], json!([1]));
         let drop = out.metrics["main_metric_drop"].as_f64().expect("drop");
         assert!(drop <= 0.02, "drop {drop}");
-        let layers: Vec<u64> = out.metrics["layers"]
+        let layers: Vec<u64> = out.metrics["quantized_layers"]
             .as_array()
             .expect("layers")
             .iter()

@@ -84,6 +84,20 @@ pub fn measure_predictor(model: &dyn Predictor, sample: ArrayView2<f32>) -> (f64
     (latency_us_b1, (runs * THROUGHPUT_BATCH) as f64 / secs)
 }
 
+/// [`model_metrics`] for a model served by `served` (an int8 network), timed on `sample`.
+pub fn served_metrics(
+    model: &Sequential,
+    size_bytes: usize,
+    served: &dyn Predictor,
+    sample: ArrayView2<f32>,
+) -> Map<String, Value> {
+    let (latency, throughput) = measure_predictor(served, sample);
+    let mut m = model_metrics(model, size_bytes, None);
+    m.insert("latency_us_b1".into(), num(latency));
+    m.insert("throughput_b1024".into(), num(throughput));
+    m
+}
+
 fn num(v: f64) -> Value {
     serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
 }

@@ -8,7 +8,6 @@ use super::report;
 use crate::nn::Sequential;
 use crate::nn::data::{Dataset, Task};
 use crate::nn::evaluation::{Evaluation, evaluate};
-use crate::nn::loss::Loss;
 use crate::nn::prune::layer_sparsity;
 
 /// Rows an optimization job measures on: `eval_dataset` when given, else the
@@ -71,10 +70,4 @@ pub fn snapshot_scored(
         json!(1.0 - model.nonzero_params() as f64 / params),
     );
     m
-}
-
-/// The loss a job's evaluation used, for the report.
-pub fn loss_name(model: &Sequential, task: Task) -> &'static str {
-    let loss: Loss = crate::jobs::params::default_loss(model.architecture(), task);
-    loss.as_str()
 }

@@ -28,19 +28,17 @@ impl Services {
         record: &ModelRecord,
         format: Option<&str>,
     ) -> Result<Download, ServiceError> {
-        let bytes = self.blobs.read(&record.sha256).await?;
-        let stored = model_file::extension(&bytes);
-        let wanted = format.unwrap_or(stored);
-        if !FORMATS.contains(&wanted) {
+        if let Some(f) = format.filter(|f| !FORMATS.contains(f)) {
             return Err(Invalid::one(
                 "format",
-                format!(
-                    "`{wanted}` is not available; formats: {}",
-                    FORMATS.join(", ")
-                ),
+                format!("`{f}` is not available; formats: {}", FORMATS.join(", ")),
             )
             .into());
         }
+        // The magic bytes tell the stored form; the whole file is read only to convert it.
+        let head = self.blobs.read_head(&record.sha256, 8).await?;
+        let stored = model_file::extension(&head);
+        let wanted = format.unwrap_or(stored);
         let filename = format!("{}.{wanted}", record.name);
         if wanted == stored {
             return Ok(Download::Stored { filename });
@@ -52,6 +50,7 @@ impl Services {
             )
             .into());
         }
+        let bytes = self.blobs.read(&record.sha256).await?;
         let bytes = blocking(move || {
             let file = model_file::decode(&bytes)?;
             model_file::encode(&file).map_err(|e| ServiceError::Internal(e.into()))

@@ -409,3 +409,23 @@ async fn predict_rejects_rows_of_the_wrong_width_and_empty_input() {
         .await;
     assert_eq!(res.status(), 200);
 }
+
+#[tokio::test]
+async fn a_download_format_the_model_cannot_give_is_rejected_naming_the_format() {
+    let app = spawn_app().await;
+    let model = app.create_model(mlp(4, 3, 1, "sigmoid")).await;
+    let id = model["id"].as_str().expect("id");
+    let res = app
+        .get(&format!("/v1/models/{id}/download?format=onnx"))
+        .await;
+    assert_problem(res, 422, "format").await;
+    // Only a compressed model has a kilnz form.
+    let res = app
+        .get(&format!("/v1/models/{id}/download?format=kilnz"))
+        .await;
+    assert_problem(res, 422, "format").await;
+    let res = app.get(&format!("/v1/models/{id}/download")).await;
+    assert_eq!(res.status(), 200);
+    let disposition = res.headers()["content-disposition"].to_str().expect("cd");
+    assert!(disposition.contains(".safetensors"), "{disposition}");
+}

@@ -30,7 +30,7 @@ async fn static_int8_is_smaller_as_accurate_and_travels_as_a_safetensors_file() 
     let drop = before["accuracy"].as_f64().expect("acc") - after["accuracy"].as_f64().expect("acc");
     assert!(drop < 0.02, "int8 lost {drop}: {after}");
     assert!(after["latency_us_b1"].is_number() && after["throughput_b1024"].is_number());
-    let layers = after["layers"].as_array().expect("layers");
+    let layers = after["quantized_layers"].as_array().expect("layers");
     assert_eq!(layers.len(), 3, "{layers:?}");
     assert!(
         layers
