@@ -8,3 +8,4 @@ pub mod model_file;
 pub mod npz;
 pub mod quantized;
 pub mod sparse_layout;
+pub mod tensor;

@@ -394,10 +394,8 @@ pub fn decode(bytes: &[u8]) -> Result<ModelFile, Invalid> {
         } = *layer
         {
             let w_name = format!("layers.{i}.weight");
-            let w = if let Some((config, layers)) =
-                int8_header.as_ref().filter(|(_, l)| l.contains(&i))
+            let w = if let Some((config, _)) = int8_header.as_ref().filter(|(_, l)| l.contains(&i))
             {
-                let _ = layers;
                 let l = quantized::decode_layer(&st, config, i, width, units, &mut expected)?;
                 let w = l.weight.dequantize();
                 int8_layers.push(l);
@@ -493,29 +491,9 @@ pub fn decode(bytes: &[u8]) -> Result<ModelFile, Invalid> {
     })
 }
 
+/// An F32 tensor of exactly `shape` (what the architecture needs), all finite.
 fn read_tensor(st: &SafeTensors<'_>, name: &str, shape: &[usize]) -> Result<Vec<f32>, Invalid> {
-    let t = st
-        .tensor(name)
-        .map_err(|_| invalid(format!("tensor {name} is missing")))?;
-    if t.dtype() != Dtype::F32 {
-        return Err(invalid(format!(
-            "tensor {name} has dtype {:?}; expected F32",
-            t.dtype()
-        )));
-    }
-    if t.shape() != shape {
-        return Err(invalid(format!(
-            "tensor {name} has shape {:?}; the architecture needs {:?}",
-            t.shape(),
-            shape
-        )));
-    }
-    let data = t.data();
-    if data.len() != shape.iter().product::<usize>() * 4 {
-        return Err(invalid(format!(
-            "tensor {name} has the wrong number of bytes"
-        )));
-    }
+    let data = super::tensor::exact(st, name, Dtype::F32, shape)?;
     let values: Vec<f32> = data
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))

@@ -113,36 +113,6 @@ pub fn encode_layer(l: &LayerQuant) -> Vec<RawTensor> {
     out
 }
 
-fn tensor<'a>(
-    st: &'a SafeTensors<'_>,
-    name: &str,
-    dtype: Dtype,
-    shape: &[usize],
-) -> Result<&'a [u8], Invalid> {
-    let t = st
-        .tensor(name)
-        .map_err(|_| invalid(format!("tensor {name} is missing")))?;
-    if t.dtype() != dtype || t.shape() != shape {
-        return Err(invalid(format!(
-            "tensor {name} is {:?} {:?}; expected {dtype:?} {shape:?}",
-            t.dtype(),
-            t.shape()
-        )));
-    }
-    let size = match dtype {
-        Dtype::I8 | Dtype::U8 => 1,
-        _ => 4,
-    };
-    let data = t.data();
-    if data.len() != shape.iter().product::<usize>() * size {
-        return Err(invalid(format!(
-            "tensor {name} has the wrong number of bytes"
-        )));
-    }
-    // Re-borrow with the lifetime of the file's bytes.
-    Ok(data)
-}
-
 fn words(bytes: &[u8]) -> impl Iterator<Item = [u8; 4]> + '_ {
     bytes.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]])
 }
@@ -181,13 +151,18 @@ pub fn decode_layer(
         Granularity::PerTensor => 1,
         Granularity::PerChannel => cols,
     };
-    let q = tensor(st, &name("weight"), Dtype::I8, &[rows, cols])?;
+    let q = super::tensor::exact(st, &name("weight"), Dtype::I8, &[rows, cols])?;
     let q = Array2::from_shape_vec((rows, cols), q.iter().map(|&b| b as i8).collect())
         .map_err(|e| invalid(format!("{}: {e}", name("weight"))))?;
-    let scales: Vec<f32> = words(tensor(st, &name("weight_scale"), Dtype::F32, &[params])?)
-        .map(f32::from_le_bytes)
-        .collect();
-    let zeros: Vec<i32> = words(tensor(
+    let scales: Vec<f32> = words(super::tensor::exact(
+        st,
+        &name("weight_scale"),
+        Dtype::F32,
+        &[params],
+    )?)
+    .map(f32::from_le_bytes)
+    .collect();
+    let zeros: Vec<i32> = words(super::tensor::exact(
         st,
         &name("weight_zero_point"),
         Dtype::I32,
@@ -227,14 +202,24 @@ pub fn decode_layer(
         QuantMode::Dynamic => None,
         QuantMode::Static => {
             let s = f32::from_le_bytes(
-                words(tensor(st, &name("input_scale"), Dtype::F32, &[1])?)
-                    .next()
-                    .unwrap_or_default(),
+                words(super::tensor::exact(
+                    st,
+                    &name("input_scale"),
+                    Dtype::F32,
+                    &[1],
+                )?)
+                .next()
+                .unwrap_or_default(),
             );
             let z = i32::from_le_bytes(
-                words(tensor(st, &name("input_zero_point"), Dtype::I32, &[1])?)
-                    .next()
-                    .unwrap_or_default(),
+                words(super::tensor::exact(
+                    st,
+                    &name("input_zero_point"),
+                    Dtype::I32,
+                    &[1],
+                )?)
+                .next()
+                .unwrap_or_default(),
             );
             check_scale(s, name("input_scale"))?;
             if !(0..=255).contains(&z) {

@@ -91,38 +91,19 @@ fn invalid(message: String) -> Invalid {
     Invalid::one("file", message)
 }
 
-/// Raw bytes of a 1-D tensor with the given dtype, checked against its length.
+/// A 1-D tensor of one of `dtypes`: its dtype, bytes and length.
 fn tensor_1d<'a>(
     st: &'a SafeTensors<'_>,
     name: &str,
     dtypes: &[Dtype],
 ) -> Result<(Dtype, &'a [u8], usize), Invalid> {
-    let t = st
-        .tensor(name)
-        .map_err(|_| invalid(format!("tensor {name} is missing")))?;
-    if !dtypes.contains(&t.dtype()) {
+    let (dtype, data, shape) = super::tensor::checked(st, name, dtypes)?;
+    let [len] = shape[..] else {
         return Err(invalid(format!(
-            "tensor {name} has dtype {:?}; expected one of {dtypes:?}",
-            t.dtype()
-        )));
-    }
-    let [len] = t.shape() else {
-        return Err(invalid(format!(
-            "tensor {name} must be one-dimensional; it has shape {:?}",
-            t.shape()
+            "tensor {name} must be one-dimensional; it has shape {shape:?}"
         )));
     };
-    let size = match t.dtype() {
-        Dtype::U16 => 2,
-        _ => 4,
-    };
-    // The safetensors crate checks data length against shape; re-check rather than trust.
-    if t.data().len() != len * size {
-        return Err(invalid(format!(
-            "tensor {name} has the wrong number of bytes"
-        )));
-    }
-    Ok((t.dtype(), t.data(), *len))
+    Ok((dtype, data, len))
 }
 
 /// Reads the CSR tensors of `name` back into a dense `[rows, cols]` matrix,
