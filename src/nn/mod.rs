@@ -18,6 +18,7 @@ pub mod batch;
 pub mod compact;
 pub mod data;
 pub mod dense;
+pub mod distill;
 pub mod dropout;
 pub mod evaluation;
 pub mod init;
@@ -47,8 +48,8 @@ pub use predictor::Predictor;
 pub use regularization::Regularization;
 pub use schedule::Schedule;
 pub use trainer::{
-    EarlyStopping, EpochMetrics, FitConfig, FitError, FitOutcome, NoHook, StepHook, fit,
-    fit_with_hook,
+    EarlyStopping, EpochMetrics, FitConfig, FitError, FitOutcome, Hooks, NoHook, Objective,
+    StepHook, fit, fit_with, fit_with_hook,
 };
 
 #[cfg(test)]

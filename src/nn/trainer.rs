@@ -12,7 +12,7 @@
 //! `val_loss` (with penalties) and `val_accuracy` or `val_mse`/`val_mae`, in
 //! inference mode.
 
-use ndarray::{ArrayView1, ArrayView2, Axis};
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -117,6 +117,32 @@ pub trait StepHook {
 pub struct NoHook;
 impl StepHook for NoHook {}
 
+/// What a batch's loss is, when it is not just [`FitConfig::loss`] on the labels:
+/// distillation adds the teacher's soft targets, which it finds by row index.
+pub trait Objective {
+    /// Mean loss of the batch, writing `∂(mean loss)/∂input` into `grad`.
+    /// `rows` index the `x` given to the fit; `input` is the head's logits or
+    /// outputs, as [`Loss::uses_logits`] says for the configured loss; `y` are
+    /// the batch's labels.
+    fn value_and_grad(
+        &mut self,
+        rows: &[usize],
+        input: ArrayView2<f32>,
+        y: ArrayView1<f32>,
+        grad: ArrayViewMut2<f32>,
+    ) -> f64;
+}
+
+/// The ways a fit can be extended; [`Hooks::default`] is plain training.
+#[derive(Default)]
+pub struct Hooks<'a> {
+    /// Called around every optimizer step.
+    pub step: Option<&'a mut dyn StepHook>,
+    /// Replaces the configured loss on the training batches. Validation
+    /// metrics still use the configured loss on the labels.
+    pub objective: Option<&'a mut dyn Objective>,
+}
+
 /// Trains `model` in place on `(x, y)`.
 ///
 /// `on_epoch` sees every epoch's metrics; `cancelled` is polled before every
@@ -142,6 +168,27 @@ pub fn fit_with_hook(
     hook: &mut dyn StepHook,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<FitOutcome, FitError> {
+    let hooks = Hooks {
+        step: Some(hook),
+        objective: None,
+    };
+    fit_with(model, x, y, cfg, on_epoch, hooks, cancelled)
+}
+
+/// [`fit`] with any of [`Hooks`].
+pub fn fit_with(
+    model: &mut Sequential,
+    x: ArrayView2<f32>,
+    y: ArrayView1<f32>,
+    cfg: &FitConfig,
+    on_epoch: &mut dyn FnMut(&EpochMetrics),
+    hooks: Hooks<'_>,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<FitOutcome, FitError> {
+    let Hooks { step, objective } = hooks;
+    let mut no_hook = NoHook;
+    let hook: &mut dyn StepHook = step.unwrap_or(&mut no_hook);
+    let mut objective = objective;
     if x.ncols() != model.input_dim() {
         return Err(FitError::Invalid(format!(
             "the model expects {} features; the data has {}",
@@ -206,7 +253,10 @@ pub fn fit_with_hook(
             }
             let (z, a, g, yb) = ws.head_mut(n);
             let input = if uses_logits { z } else { a };
-            let batch_loss = cfg.loss.value_and_grad(input, yb, g);
+            let batch_loss = match objective.as_deref_mut() {
+                Some(o) => o.value_and_grad(chunk, input, yb, g),
+                None => cfg.loss.value_and_grad(input, yb, g),
+            };
             model.backward(&mut ws, n, uses_logits);
             let penalty = cfg.regularization.penalty(model);
             let total = batch_loss + penalty;
