@@ -6,6 +6,7 @@
 //! * [`Distiller`]: the trainer's [`crate::nn::Objective`] that joins the two.
 //! * [`shrink`] and [`agreement`]: derive a student, measure how well it follows.
 
+mod error;
 mod loss;
 mod objective;
 mod student;
@@ -14,7 +15,8 @@ mod teacher;
 #[cfg(test)]
 mod tests;
 
+pub use error::DistillError;
 pub use loss::{DistillLoss, loss_input};
 pub use objective::Distiller;
-pub use student::{agreement, shrink};
+pub use student::{agreement, check_pair, shrink};
 pub use teacher::{TeacherPath, TeacherTargets};

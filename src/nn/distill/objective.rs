@@ -1,18 +1,25 @@
 //! Distillation as the trainer's objective.
 
-use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, s};
 
 use super::teacher::TeacherTargets;
 use crate::nn::trainer::Objective;
 
-/// The trainer's [`Objective`] for distillation.
+/// The trainer's [`Objective`] for distillation: soft targets of the batch rows from [`TeacherTargets`],
+/// then [`super::DistillLoss::value_and_grad`]. Reuses one scratch buffer across batches.
+///
+/// The fit's `FitConfig::loss` must be the targets' `hard` loss: it decides
+/// whether the trainer hands over logits or outputs.
 pub struct Distiller<'a> {
     targets: TeacherTargets<'a>,
+    /// Soft targets of the current batch, grown to the largest batch.
+    soft: Array2<f32>,
 }
 
 impl<'a> Distiller<'a> {
     pub fn new(targets: TeacherTargets<'a>) -> Self {
-        Self { targets }
+        let soft = Array2::zeros((0, targets.outputs()));
+        Self { targets, soft }
     }
 
     pub fn targets(&self) -> &TeacherTargets<'a> {
@@ -28,8 +35,14 @@ impl Objective for Distiller<'_> {
         y: ArrayView1<f32>,
         grad: ArrayViewMut2<f32>,
     ) -> f64 {
-        let _ = rows;
-        let loss = self.targets.loss();
-        loss.value_and_grad(input, y, input, grad)
+        let n = rows.len();
+        if self.soft.nrows() < n {
+            self.soft = Array2::zeros((n, self.targets.outputs()));
+        }
+        let mut soft = self.soft.slice_mut(s![..n, ..]);
+        self.targets.gather(rows, soft.view_mut());
+        self.targets
+            .loss()
+            .value_and_grad(input, y, soft.view(), grad)
     }
 }

@@ -1,43 +1,100 @@
 //! The frozen teacher's soft targets, cached when they fit the memory budget.
+//!
+//! The teacher never changes during a distillation, so its soft targets for
+//! the training rows are a pure function of the row: computing them once
+//! saves one teacher forward pass per row per epoch (the teacher is the large
+//! model, so that is most of the cost). When `rows × outputs` floats do not
+//! fit the budget, they are recomputed for every batch from its rows instead.
 
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
 
-use super::loss::DistillLoss;
+use super::error::DistillError;
+use super::loss::{DistillLoss, loss_input};
 use crate::nn::model::Sequential;
+
+/// Rows per teacher forward pass when filling the cache: bounds the
+/// activations held at once, whatever the dataset size.
+const CHUNK_ROWS: usize = 1024;
 
 /// How the teacher's soft targets reach the trainer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TeacherPath {
+    /// Computed once for every row before training.
     Cached,
+    /// Computed per batch from the batch's rows.
     Streamed,
 }
 
-/// The frozen teacher's soft targets for the rows of `x`.
+/// The frozen teacher's soft targets for the rows of `x`: computed once for all rows (in chunks of 1024 rows,
+/// inference mode) when `rows × outputs × 4 bytes ≤ budget_bytes`, else computed per batch from the gathered rows.
 pub struct TeacherTargets<'a> {
     teacher: &'a Sequential,
     x: ArrayView2<'a, f32>,
     loss: DistillLoss,
+    /// `[rows, outputs]` soft targets on the cached path.
+    cache: Option<Array2<f32>>,
+    /// Gathered input rows on the streamed path, grown to the largest batch.
+    batch_x: Array2<f32>,
 }
 
 impl<'a> TeacherTargets<'a> {
+    /// # Panics
+    /// If `x` does not have the teacher's input width; [`Self::try_new`] checks it.
     pub fn new(
         teacher: &'a Sequential,
         x: ArrayView2<'a, f32>,
         loss: DistillLoss,
         budget_bytes: usize,
     ) -> Self {
-        let _ = budget_bytes;
-        Self { teacher, x, loss }
+        assert_eq!(x.ncols(), teacher.input_dim(), "teacher input width");
+        let outputs = teacher.output_dim();
+        let bytes = x
+            .nrows()
+            .checked_mul(outputs)
+            .and_then(|v| v.checked_mul(size_of::<f32>()));
+        let cache = bytes
+            .is_some_and(|b| b <= budget_bytes)
+            .then(|| soft_targets_chunked(teacher, x, loss));
+        Self {
+            teacher,
+            x,
+            loss,
+            cache,
+            batch_x: Array2::zeros((0, x.ncols())),
+        }
+    }
+
+    /// [`Self::new`], or `Err` when `x` does not have the teacher's input width.
+    pub fn try_new(
+        teacher: &'a Sequential,
+        x: ArrayView2<'a, f32>,
+        loss: DistillLoss,
+        budget_bytes: usize,
+    ) -> Result<Self, DistillError> {
+        if x.ncols() != teacher.input_dim() {
+            return Err(DistillError::InputWidth {
+                teacher: teacher.input_dim(),
+                other: "dataset",
+                found: x.ncols(),
+            });
+        }
+        Ok(Self::new(teacher, x, loss, budget_bytes))
     }
 
     pub fn path(&self) -> TeacherPath {
-        TeacherPath::Streamed
+        if self.cache.is_some() {
+            TeacherPath::Cached
+        } else {
+            TeacherPath::Streamed
+        }
     }
 
     /// Bytes held by the cache (0 when streamed).
     pub fn cache_bytes(&self) -> usize {
-        0
+        self.cache
+            .as_ref()
+            .map_or(0, |c| c.len() * size_of::<f32>())
     }
 
     /// The loss the targets were softened for.
@@ -45,9 +102,53 @@ impl<'a> TeacherTargets<'a> {
         self.loss
     }
 
-    /// Soft targets of `rows` written into `out` (`[rows.len(), outputs]`).
-    pub fn gather(&mut self, rows: &[usize], mut out: ArrayViewMut2<f32>) {
-        let _ = (rows, self.teacher, self.x);
-        out.fill(0.0);
+    /// Width of a row of soft targets (the teacher's outputs).
+    pub fn outputs(&self) -> usize {
+        self.teacher.output_dim()
     }
+
+    /// Soft targets of `rows` written into `out` (`[rows.len(), outputs]`).
+    ///
+    /// # Panics
+    /// If a row is out of range of `x` or `out` has the wrong shape (the
+    /// trainer passes indices of the same `x`).
+    pub fn gather(&mut self, rows: &[usize], mut out: ArrayViewMut2<f32>) {
+        if let Some(cache) = &self.cache {
+            for (mut dst, &i) in out.rows_mut().into_iter().zip(rows) {
+                dst.assign(&cache.row(i));
+            }
+            return;
+        }
+        let n = rows.len();
+        if self.batch_x.nrows() < n {
+            self.batch_x = Array2::zeros((n, self.x.ncols()));
+        }
+        for (mut dst, &i) in self.batch_x.rows_mut().into_iter().zip(rows) {
+            dst.assign(&self.x.row(i));
+        }
+        let logits = loss_input(
+            self.teacher,
+            self.loss.hard,
+            self.batch_x.slice(s![..n, ..]),
+        );
+        out.assign(&self.loss.soft_targets(logits.view()));
+    }
+}
+
+/// Soft targets of every row of `x`, the teacher run on [`CHUNK_ROWS`] rows at a time.
+fn soft_targets_chunked(
+    teacher: &Sequential,
+    x: ArrayView2<f32>,
+    loss: DistillLoss,
+) -> Array2<f32> {
+    let mut out = Array2::zeros((x.nrows(), teacher.output_dim()));
+    let mut start = 0;
+    while start < x.nrows() {
+        let stop = (start + CHUNK_ROWS).min(x.nrows());
+        let logits = loss_input(teacher, loss.hard, x.slice(s![start..stop, ..]));
+        out.slice_mut(s![start..stop, ..])
+            .assign(&loss.soft_targets(logits.view()));
+        start = stop;
+    }
+    out
 }
