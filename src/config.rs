@@ -29,6 +29,7 @@ pub struct Limits {
     pub max_epochs: u32,
     pub max_batch_size: usize,
     pub job_wall_time_secs: u64,
+    pub teacher_cache_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,6 +127,8 @@ impl Settings {
         crate::jobs::JobLimits {
             max_epochs: self.limits.max_epochs,
             max_batch_size: self.limits.max_batch_size,
+            architecture: self.architecture_limits(),
+            teacher_cache_bytes: self.limits.teacher_cache_bytes,
         }
     }
 }

@@ -8,12 +8,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::nn::data::{Dataset, Task};
-use crate::nn::spec::Architecture;
+use crate::nn::spec::{Architecture, ArchitectureLimits};
 use crate::validation::Invalid;
 
 pub mod compact;
 pub mod compress;
 pub mod derived;
+pub mod distill;
 pub mod evaluate;
 pub mod params;
 pub mod prune;
@@ -33,6 +34,7 @@ pub enum JobKind {
     Compress,
     Compact,
     Quantize,
+    Distill,
 }
 
 impl JobKind {
@@ -43,6 +45,7 @@ impl JobKind {
         JobKind::Compress,
         JobKind::Compact,
         JobKind::Quantize,
+        JobKind::Distill,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +56,7 @@ impl JobKind {
             JobKind::Compress => "compress",
             JobKind::Compact => "compact",
             JobKind::Quantize => "quantize",
+            JobKind::Distill => "distill",
         }
     }
 
@@ -92,6 +96,10 @@ pub struct DatasetShape {
 pub struct JobLimits {
     pub max_epochs: u32,
     pub max_batch_size: usize,
+    /// For architectures given in params (the distill job's student).
+    pub architecture: ArchitectureLimits,
+    /// Memory a distill job may spend caching the teacher's soft targets.
+    pub teacher_cache_bytes: u64,
 }
 
 impl Default for JobLimits {
@@ -99,6 +107,8 @@ impl Default for JobLimits {
         Self {
             max_epochs: 10_000,
             max_batch_size: 65_536,
+            architecture: ArchitectureLimits::default(),
+            teacher_cache_bytes: 256 << 20,
         }
     }
 }
@@ -117,6 +127,8 @@ pub struct JobInputs {
     pub model_id: uuid::Uuid,
     /// Id of the job itself, recorded in the lineage of any model file it writes.
     pub job_id: uuid::Uuid,
+    /// The stored model the distill job's `params.student` names, if any.
+    pub student: Option<crate::formats::model_file::ModelFile>,
 }
 
 /// A params check: `(params, architecture, dataset, eval_dataset, limits) → valid params`.
@@ -206,6 +218,7 @@ pub fn check_params(
         JobKind::Compress => json(params::validate_compress(p, a, d, e, l)),
         JobKind::Compact => json(params::validate_compact(p, a, d, e, l)),
         JobKind::Quantize => json(params::validate_quantize(p, a, d, e, l)),
+        JobKind::Distill => json(params::validate_distill(p, a, d, e, l)),
     }
 }
 
@@ -223,5 +236,6 @@ pub fn run(kind: JobKind, inputs: JobInputs, ctx: &dyn JobContext) -> Result<Job
         JobKind::Compress => compress::run(inputs, ctx),
         JobKind::Compact => compact::run(inputs, ctx),
         JobKind::Quantize => quantize::run(inputs, ctx),
+        JobKind::Distill => distill::run(inputs, ctx),
     }
 }

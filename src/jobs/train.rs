@@ -33,6 +33,12 @@ pub(crate) fn shape_of(d: &Dataset) -> DatasetShape {
 pub(crate) const NO_LIMITS: JobLimits = JobLimits {
     max_epochs: u32::MAX,
     max_batch_size: usize::MAX,
+    architecture: crate::nn::spec::ArchitectureLimits {
+        max_params: u64::MAX,
+        max_units: usize::MAX,
+        max_layers: usize::MAX,
+    },
+    teacher_cache_bytes: u64::MAX,
 };
 
 pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
@@ -44,6 +50,7 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
         params: raw_params,
         model_id,
         job_id,
+        student: _,
     } = inputs;
     let architecture = file.model.architecture().clone();
     let p: ValidTrainParams = params::validate_train(
@@ -273,6 +280,7 @@ pub(crate) mod tests {
             params,
             model_id: uuid::Uuid::nil(),
             job_id: uuid::Uuid::nil(),
+            student: None,
         }
     }
 

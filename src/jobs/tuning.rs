@@ -5,7 +5,7 @@ use super::params::ValidTrainParams;
 use super::{JobContext, JobError};
 use crate::nn::Sequential;
 use crate::nn::data::{Dataset, Task};
-use crate::nn::trainer::{FitConfig, FitError, FitOutcome, StepHook, fit_with_hook};
+use crate::nn::trainer::{FitConfig, FitError, FitOutcome, Hooks, StepHook, fit_with};
 use crate::validation::Invalid;
 
 /// The trainer's configuration for checked train parameters.
@@ -43,18 +43,47 @@ pub fn fine_tune(
     ctx: &dyn JobContext,
     progress: (f64, f64),
 ) -> Result<FitOutcome, JobError> {
+    let hooks = Hooks {
+        step: Some(hook),
+        objective: None,
+    };
+    train_with(model, data, p, hooks, ctx, progress, "")
+}
+
+/// [`fine_tune`] with any [`Hooks`]; per-epoch metric names get `prefix`
+/// (a job that trains two models records the second one's as `baseline_loss`, …).
+pub fn train_with(
+    model: &mut Sequential,
+    data: &Dataset,
+    p: &ValidTrainParams,
+    hooks: Hooks<'_>,
+    ctx: &dyn JobContext,
+    progress: (f64, f64),
+    prefix: &str,
+) -> Result<FitOutcome, JobError> {
     let cfg = fit_config(p, data.task);
     let epochs = p.epochs.max(1) as f64;
-    fit_with_hook(
+    fit_with(
         model,
         data.x.view(),
         data.y.view(),
         &cfg,
         &mut |m| {
-            ctx.record_metrics(m.epoch, &m.values);
+            if prefix.is_empty() {
+                ctx.record_metrics(m.epoch, &m.values);
+            } else {
+                let named: Vec<(String, f64)> = m
+                    .values
+                    .iter()
+                    .map(|(k, v)| (format!("{prefix}{k}"), *v))
+                    .collect();
+                let values: Vec<(&str, f64)> =
+                    named.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+                ctx.record_metrics(m.epoch, &values);
+            }
             ctx.set_progress(progress.0 + (progress.1 - progress.0) * m.epoch as f64 / epochs);
         },
-        hook,
+        hooks,
         &|| ctx.is_cancelled(),
     )
     .map_err(fit_error)

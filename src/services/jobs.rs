@@ -7,13 +7,14 @@ use uuid::Uuid;
 
 use super::page::PageRequest;
 use super::{ServiceError, Services};
+use crate::jobs::params::{resolved_student, student_model_ref};
 use crate::jobs::{DatasetShape, JobKind, check_params};
 use crate::nn::data::Task;
 use crate::store::{
     ArtifactRecord, CancelOutcome, DatasetRecord, InsertJobOutcome, JobRecord, MetricPoint,
     NewJobRecord,
 };
-use crate::validation::Checker;
+use crate::validation::{Checker, Invalid};
 
 /// A job as the client asked for it.
 #[derive(Debug, Clone)]
@@ -118,11 +119,14 @@ impl Services {
                 "checked references vanished"
             )));
         };
-        let params = if req.params.is_null() {
+        let mut params = if req.params.is_null() {
             json!({})
         } else {
             req.params.clone()
         };
+        if req.kind == JobKind::Distill {
+            self.resolve_student(&mut params).await?;
+        }
         let eval_shape = eval_dataset.as_ref().map(shape).transpose()?;
         let normalized = check_params(
             req.kind,
@@ -159,6 +163,31 @@ impl Services {
             }
         };
         Ok(job)
+    }
+
+    /// Replaces a distill job's `params.student` model id by the normalised
+    /// `{"model", "architecture"}`, so the params check sees the student's shape
+    /// and the job record says which network was trained.
+    async fn resolve_student(&self, params: &mut Value) -> Result<(), ServiceError> {
+        let Some(reference) = student_model_ref(params).cloned() else {
+            return Ok(());
+        };
+        let id = reference
+            .as_str()
+            .and_then(|s| Uuid::parse_str(s).ok())
+            .ok_or_else(|| {
+                Invalid::one(
+                    "params.student",
+                    "must be a model id or an architecture ({\"input_dim\": …, \"layers\": […]})",
+                )
+            })?;
+        let student = self
+            .store
+            .get_model(id)
+            .await?
+            .ok_or_else(|| Invalid::one("params.student", format!("no model with id {id}")))?;
+        params["student"] = resolved_student(id, &student.architecture.0);
+        Ok(())
     }
 
     pub async fn list_jobs(

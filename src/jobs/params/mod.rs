@@ -22,6 +22,7 @@ use serde_json::Value;
 
 mod compact;
 mod compress;
+mod distill;
 mod evaluate;
 mod fields;
 mod fine_tune;
@@ -33,6 +34,9 @@ mod train;
 
 pub use compact::{RankTarget, ValidCompactParams, validate_compact};
 pub use compress::{CentroidInit, CoderChoice, ValidCompressParams, validate_compress};
+pub use distill::{
+    StudentSpec, ValidDistillParams, resolved_student, student_model_ref, validate_distill,
+};
 pub use evaluate::{ValidEvaluateParams, validate_evaluate};
 pub use fields::Fields;
 pub use fine_tune::steps_per_epoch;

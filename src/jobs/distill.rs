@@ -1,0 +1,309 @@
+//! The distill job: a small student learns from the job's model, the teacher
+//! (Hinton, Vinyals & Dean 2015), and the report sets the two side by side.
+//!
+//! The teacher is frozen. Its soft targets are computed once for every training
+//! row when they fit `teacher_cache_bytes`, else again for every batch; the
+//! report says which path ran. With `baseline: true` the same student (same
+//! initial weights, same train parameters) also trains on the labels alone, on
+//! a second thread at the same time, so the gain of distillation is measured
+//! in the same job rather than claimed — and a loss is reported as plainly.
+
+use std::time::Instant;
+
+use serde_json::{Map, Value, json};
+
+use super::derived::{meta_for, output};
+use super::params::{ValidDistillParams, validate_distill};
+use super::snapshot::{evaluation_data, score, snapshot_scored};
+use super::tuning::train_with;
+use super::{JobContext, JobError, JobInputs, JobOutput};
+use crate::formats::model_file::{self, ModelFile};
+use crate::nn::data::{Dataset, Task};
+use crate::nn::distill::{DistillLoss, Distiller, TeacherTargets, agreement};
+use crate::nn::evaluation::Evaluation;
+use crate::nn::trainer::{FitOutcome, Hooks};
+use crate::nn::{NoHook, Sequential};
+
+/// The headline figures of one model, for the side-by-side table.
+fn summary(m: &Map<String, Value>) -> Value {
+    let keys = [
+        "accuracy",
+        "r2",
+        "loss",
+        "params",
+        "size_bytes",
+        "latency_us_b1",
+        "throughput_b1024",
+    ];
+    Value::Object(
+        keys.iter()
+            .filter_map(|k| m.get(*k).map(|v| (k.to_string(), v.clone())))
+            .collect(),
+    )
+}
+
+/// The student the job starts from: the stored student's weights when it is
+/// trained, else a fresh seeded initialisation of the student architecture.
+fn initial_student(p: &ValidDistillParams, stored: Option<&ModelFile>) -> Sequential {
+    match stored {
+        Some(f) if f.meta.trained => f.model.clone(),
+        _ => Sequential::new(&p.student.architecture, p.train.seed),
+    }
+}
+
+/// Why the teacher may not be worth learning from, if it may not.
+fn teacher_warning(inputs: &JobInputs, metric: f64, data: &Dataset) -> Option<String> {
+    if inputs.model.meta.trained {
+        return None;
+    }
+    let chance = match data.task {
+        Task::Regression => "an R² near 0".to_string(),
+        _ => format!(
+            "{:.4} by always answering the most common class",
+            majority_rate(data)
+        ),
+    };
+    Some(format!(
+        "the teacher is not trained (no lineage from a training job; random weights): its \
+         main metric is {metric:.4}, where chance gives {chance}; the student learns whatever \
+         the teacher knows, so train the teacher first"
+    ))
+}
+
+fn majority_rate(data: &Dataset) -> f64 {
+    let mut counts = std::collections::HashMap::<i64, usize>::new();
+    for &y in &data.y {
+        *counts.entry(y.round() as i64).or_default() += 1;
+    }
+    counts.values().copied().max().unwrap_or(0) as f64 / data.rows().max(1) as f64
+}
+
+/// A trained student's report: snapshot, agreement with the teacher, training time.
+struct Trained {
+    model: Sequential,
+    outcome: FitOutcome,
+    seconds: f64,
+}
+
+fn described(
+    t: &Trained,
+    bytes: usize,
+    data: &Dataset,
+    teacher_out: ndarray::ArrayView2<f32>,
+) -> (Map<String, Value>, Evaluation) {
+    let ev = score(&t.model, data);
+    let mut m = snapshot_scored(&t.model, bytes, data, &ev);
+    let out = t.model.predict(data.x.view());
+    m.insert(
+        "agreement_with_teacher".into(),
+        json!(agreement(teacher_out, out.view(), data.task)),
+    );
+    m.insert("train_seconds".into(), json!(t.seconds));
+    m.insert("epochs_run".into(), json!(t.outcome.epochs_run));
+    m.insert("stopped_early".into(), json!(t.outcome.stopped_early));
+    (m, ev)
+}
+
+/// What the measured numbers say about distillation on this setting, in words.
+fn verdict(distilled: f64, teacher: f64, baseline: Option<f64>, task: Task) -> Value {
+    let unit = if task == Task::Regression {
+        "R²"
+    } else {
+        "points"
+    };
+    let scale = if task == Task::Regression { 1.0 } else { 100.0 };
+    let vs_teacher = distilled - teacher;
+    let mut v = json!({
+        "student_minus_teacher": vs_teacher,
+        "within_one_point_of_teacher": vs_teacher >= -0.01,
+    });
+    let text = match baseline {
+        Some(b) => {
+            let gain = distilled - b;
+            v["student_minus_baseline"] = json!(gain);
+            v["helped"] = json!(gain >= 0.0);
+            if gain >= 0.0 {
+                format!(
+                    "distillation helped: the distilled student scores {:+.2} {unit} against the \
+                     same student trained without the teacher, {:+.2} against the teacher",
+                    gain * scale,
+                    vs_teacher * scale
+                )
+            } else {
+                format!(
+                    "distillation did not help on this setting: the distilled student scores \
+                     {:+.2} {unit} against the same student trained without the teacher \
+                     ({:+.2} against the teacher); try another temperature or alpha",
+                    gain * scale,
+                    vs_teacher * scale
+                )
+            }
+        }
+        None => format!(
+            "the distilled student scores {:+.2} {unit} against the teacher; ask for \
+             baseline: true to measure what the teacher added",
+            vs_teacher * scale
+        ),
+    };
+    v["summary"] = json!(text);
+    v
+}
+
+pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
+    let p = inputs.validated(validate_distill)?;
+    ctx.set_progress(0.0);
+    let teacher = &inputs.model.model;
+    let dataset = &inputs.dataset;
+    let (data, evaluated_on) = evaluation_data(dataset, inputs.eval_dataset.as_ref());
+
+    let teacher_ev = score(teacher, data);
+    let mut before = snapshot_scored(teacher, inputs.model_bytes, data, &teacher_ev);
+    let warning = teacher_warning(&inputs, teacher_ev.main_metric(), data);
+    before.insert("trained".into(), json!(inputs.model.meta.trained));
+    before.insert(
+        "lineage".into(),
+        json!({"parent_id": inputs.model.meta.parent_id, "job_id": inputs.model.meta.job_id}),
+    );
+    ctx.set_progress(0.05);
+
+    let loss = DistillLoss {
+        hard: p.train.loss,
+        temperature: p.temperature as f32,
+        alpha: p.alpha as f32,
+    };
+    let start = initial_student(&p, inputs.student.as_ref());
+    let budget = usize::try_from(p.teacher_cache_bytes).unwrap_or(usize::MAX);
+    let started = Instant::now();
+    let targets = TeacherTargets::try_new(teacher, dataset.x.view(), loss, budget)
+        .map_err(|e| JobError::Failed(format!("cannot distill: {e}")))?;
+    let teacher_seconds = started.elapsed().as_secs_f64();
+    let (path, cache_bytes) = (targets.path(), targets.cache_bytes());
+    ctx.set_progress(0.15);
+
+    // The distilled student here, the baseline (if asked) on a second thread:
+    // each trains single-threaded, and the two share nothing but the data.
+    let (distilled, baseline) =
+        std::thread::scope(|s| {
+            let baseline = p.baseline.then(|| {
+                let mut model = start.clone();
+                let train = &p.train;
+                s.spawn(move || {
+                    let t0 = Instant::now();
+                    let hooks = Hooks {
+                        step: Some(&mut NoHook),
+                        objective: None,
+                    };
+                    let outcome = train_with(
+                        &mut model,
+                        dataset,
+                        train,
+                        hooks,
+                        ctx,
+                        (0.15, 0.15),
+                        "baseline_",
+                    )?;
+                    Ok::<_, JobError>(Trained {
+                        model,
+                        outcome,
+                        seconds: t0.elapsed().as_secs_f64(),
+                    })
+                })
+            });
+            let mut model = start.clone();
+            let mut distiller = Distiller::new(targets);
+            let t0 = Instant::now();
+            let hooks = Hooks {
+                step: None,
+                objective: Some(&mut distiller),
+            };
+            let distilled = train_with(&mut model, dataset, &p.train, hooks, ctx, (0.15, 0.9), "")
+                .map(|outcome| Trained {
+                    model,
+                    outcome,
+                    seconds: t0.elapsed().as_secs_f64(),
+                });
+            let baseline = baseline.map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(JobError::Failed(
+                        "the baseline student's training panicked".into(),
+                    ))
+                })
+            });
+            (distilled, baseline.transpose())
+        });
+    let (distilled, baseline) = (distilled?, baseline?);
+
+    let meta = meta_for(&distilled.model, &inputs);
+    let file = ModelFile {
+        model: distilled.model,
+        meta,
+    };
+    let bytes = model_file::encode(&file)
+        .map_err(|e| JobError::Failed(format!("could not write the student: {e}")))?;
+    let distilled = Trained {
+        model: file.model.clone(),
+        ..distilled
+    };
+    let teacher_out = teacher.predict(data.x.view());
+    let (mut metrics, student_ev) = described(&distilled, bytes.len(), data, teacher_out.view());
+    let baseline = baseline.map(|b| {
+        // Same architecture and file layout as the distilled student: same bytes.
+        described(&b, bytes.len(), data, teacher_out.view())
+    });
+
+    metrics.insert("evaluated_on".into(), json!(evaluated_on));
+    metrics.insert(
+        "architecture".into(),
+        serde_json::to_value(file.model.architecture()).unwrap_or(Value::Null),
+    );
+    metrics.insert(
+        "distillation".into(),
+        json!({
+            "temperature": p.temperature,
+            "alpha": p.alpha,
+            "teacher_outputs": path,
+            "teacher_cache_bytes": cache_bytes,
+            "teacher_cache_budget_bytes": p.teacher_cache_bytes,
+            "teacher_seconds": teacher_seconds,
+            "student": p.student,
+        }),
+    );
+    let mut side_by_side = json!({"teacher": summary(&before), "student": summary(&metrics)});
+    if let Some((b, _)) = &baseline {
+        side_by_side["baseline"] = summary(b);
+    }
+    metrics.insert("comparison".into(), side_by_side);
+    metrics.insert(
+        "verdict".into(),
+        verdict(
+            student_ev.main_metric(),
+            teacher_ev.main_metric(),
+            baseline.as_ref().map(|(_, ev)| ev.main_metric()),
+            data.task,
+        ),
+    );
+    if let Some((b, _)) = baseline {
+        metrics.insert("baseline".into(), Value::Object(b));
+    }
+    metrics.insert(
+        "teacher".into(),
+        json!({
+            "trained": inputs.model.meta.trained,
+            "lineage": before.get("lineage"),
+        }),
+    );
+    metrics.insert(
+        "warnings".into(),
+        json!(warning.into_iter().collect::<Vec<_>>()),
+    );
+    ctx.set_progress(1.0);
+    Ok(output(
+        "distilled",
+        &inputs,
+        &file,
+        bytes,
+        "f32",
+        metrics,
+        before,
+    ))
+}
