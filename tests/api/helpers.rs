@@ -62,11 +62,16 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 /// A binary classification CSV made by kiln's own generator. The problem is
 /// fixed; `seed` draws the rows, so another seed is a held-out sample of it.
 pub fn classification_csv(rows: usize, features: usize, seed: u64) -> Vec<u8> {
+    classes_csv(rows, features, 2, seed)
+}
+
+/// [`classification_csv`] with `classes` classes.
+pub fn classes_csv(rows: usize, features: usize, classes: usize, seed: u64) -> Vec<u8> {
     let spec = ClassificationSpec {
         rows,
         features,
         informative: features.min(4),
-        classes: 2,
+        classes,
         class_sep: 1.5,
         flip_y: 0.0,
         seed,
