@@ -336,13 +336,12 @@ fn out_of_range_settings_name_their_field() {
     assert_eq!(bad_t, Err(DistillError::Temperature(0.0)));
     assert!(
         bad_t
-            .err()
-            .expect("error")
+            .expect_err("error")
             .to_string()
             .starts_with("temperature")
     );
     let bad_a = loss(Loss::CategoricalCrossentropy, 2.0, 1.5).check();
-    assert!(bad_a.err().expect("error").to_string().starts_with("alpha"));
+    assert!(bad_a.expect_err("error").to_string().starts_with("alpha"));
     assert!(loss(Loss::Mse, 1.0, 0.0).check().is_ok());
     let nan = loss(Loss::Mse, f32::NAN, 0.0).check();
     assert!(matches!(nan, Err(DistillError::Temperature(_))));
@@ -400,10 +399,7 @@ fn a_student_of_another_width_or_class_count_is_described() {
     let wide = arch(r#"{"input_dim": 5, "layers": [{"type": "dense", "units": 3}]}"#);
     let classes = arch(r#"{"input_dim": 4, "layers": [{"type": "dense", "units": 2}]}"#);
     assert_eq!(
-        check_pair(&teacher, &wide)
-            .err()
-            .expect("width")
-            .to_string(),
+        check_pair(&teacher, &wide).expect_err("width").to_string(),
         "the teacher expects 4 input features; the student has 5"
     );
     assert_eq!(
