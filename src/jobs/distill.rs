@@ -149,6 +149,60 @@ fn verdict(distilled: f64, teacher: f64, baseline: Option<f64>, task: Task) -> V
     v
 }
 
+/// Trains `model` on the labels alone, as the baseline; its epochs are recorded as `baseline_…`.
+fn train_baseline(
+    mut model: Sequential,
+    dataset: &Dataset,
+    p: &ValidDistillParams,
+    ctx: &dyn JobContext,
+) -> Result<Trained, JobError> {
+    let t0 = Instant::now();
+    let hooks = Hooks {
+        step: Some(&mut NoHook),
+        objective: None,
+    };
+    let outcome = train_with(
+        &mut model,
+        dataset,
+        &p.train,
+        hooks,
+        ctx,
+        (0.2, 0.2),
+        "baseline_",
+    )?;
+    Ok(Trained {
+        model,
+        outcome,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// Trains `model` against the teacher's soft targets and the labels.
+fn train_distilled(
+    mut model: Sequential,
+    targets: TeacherTargets<'_>,
+    dataset: &Dataset,
+    p: &ValidDistillParams,
+    ctx: &dyn JobContext,
+) -> Result<Trained, JobError> {
+    let mut distiller = Distiller::new(targets);
+    let t0 = Instant::now();
+    let hooks = Hooks {
+        step: None,
+        objective: Some(&mut distiller),
+    };
+    let outcome = train_with(&mut model, dataset, &p.train, hooks, ctx, (0.2, 0.9), "")?;
+    Ok(Trained {
+        model,
+        outcome,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+fn panicked(what: &str) -> JobError {
+    JobError::Failed(format!("{what} panicked"))
+}
+
 pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
     let p = inputs.validated(validate_distill)?;
     ctx.set_progress(0.0);
@@ -156,16 +210,8 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
     let dataset = &inputs.dataset;
     let (data, evaluated_on) = evaluation_data(dataset, inputs.eval_dataset.as_ref());
 
-    let teacher_ev = score(teacher, data);
-    let mut before = snapshot_scored(teacher, inputs.model_bytes, data, &teacher_ev);
-    let warning = teacher_warning(&inputs, teacher_ev.main_metric(), data);
-    before.insert("trained".into(), json!(inputs.model.meta.trained));
-    before.insert(
-        "lineage".into(),
-        json!({"parent_id": inputs.model.meta.parent_id, "job_id": inputs.model.meta.job_id}),
-    );
-    ctx.set_progress(0.05);
-
+    // The teacher's soft targets first: the one pass over the data that uses
+    // every core (see `TeacherTargets`).
     let loss = DistillLoss {
         hard: p.train.loss,
         temperature: p.temperature as f32,
@@ -178,60 +224,35 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
         .map_err(|e| JobError::Failed(format!("cannot distill: {e}")))?;
     let teacher_seconds = started.elapsed().as_secs_f64();
     let (path, cache_bytes) = (targets.path(), targets.cache_bytes());
-    ctx.set_progress(0.15);
+    ctx.set_progress(0.2);
 
-    // The distilled student here, the baseline (if asked) on a second thread:
-    // each trains single-threaded, and the two share nothing but the data.
-    let (distilled, baseline) =
-        std::thread::scope(|s| {
-            let baseline = p.baseline.then(|| {
-                let mut model = start.clone();
-                let train = &p.train;
-                s.spawn(move || {
-                    let t0 = Instant::now();
-                    let hooks = Hooks {
-                        step: Some(&mut NoHook),
-                        objective: None,
-                    };
-                    let outcome = train_with(
-                        &mut model,
-                        dataset,
-                        train,
-                        hooks,
-                        ctx,
-                        (0.15, 0.15),
-                        "baseline_",
-                    )?;
-                    Ok::<_, JobError>(Trained {
-                        model,
-                        outcome,
-                        seconds: t0.elapsed().as_secs_f64(),
-                    })
-                })
-            });
-            let mut model = start.clone();
-            let mut distiller = Distiller::new(targets);
-            let t0 = Instant::now();
-            let hooks = Hooks {
-                step: None,
-                objective: Some(&mut distiller),
-            };
-            let distilled = train_with(&mut model, dataset, &p.train, hooks, ctx, (0.15, 0.9), "")
-                .map(|outcome| Trained {
-                    model,
-                    outcome,
-                    seconds: t0.elapsed().as_secs_f64(),
-                });
-            let baseline = baseline.map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(JobError::Failed(
-                        "the baseline student's training panicked".into(),
-                    ))
-                })
-            });
-            (distilled, baseline.transpose())
+    // Then two single-threaded halves that share only read-only data: the
+    // distilled student and the teacher's outputs on the evaluation rows here;
+    // the baseline (if asked) and the teacher's own report on a second thread.
+    let (main, side) = std::thread::scope(|s| {
+        let side = s.spawn(|| {
+            let baseline = p
+                .baseline
+                .then(|| train_baseline(start.clone(), dataset, &p, ctx))
+                .transpose()?;
+            let ev = score(teacher, data);
+            let report = snapshot_scored(teacher, inputs.model_bytes, data, &ev);
+            Ok::<_, JobError>((baseline, ev, report))
         });
-    let (distilled, baseline) = (distilled?, baseline?);
+        let main = train_distilled(start.clone(), targets, dataset, &p, ctx)
+            .map(|trained| (trained, teacher.predict(data.x.view())));
+        let side = side
+            .join()
+            .unwrap_or_else(|_| Err(panicked("the baseline or the teacher's evaluation")));
+        (main, side)
+    });
+    let ((distilled, teacher_out), (baseline, teacher_ev, mut before)) = (main?, side?);
+    let warning = teacher_warning(&inputs, teacher_ev.main_metric(), data);
+    before.insert("trained".into(), json!(inputs.model.meta.trained));
+    before.insert(
+        "lineage".into(),
+        json!({"parent_id": inputs.model.meta.parent_id, "job_id": inputs.model.meta.job_id}),
+    );
 
     let meta = meta_for(&distilled.model, &inputs);
     let file = ModelFile {
@@ -244,7 +265,6 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
         model: file.model.clone(),
         ..distilled
     };
-    let teacher_out = teacher.predict(data.x.view());
     let (mut metrics, student_ev) = described(&distilled, bytes.len(), data, teacher_out.view());
     let baseline = baseline.map(|b| {
         // Same architecture and file layout as the distilled student: same bytes.

@@ -135,20 +135,38 @@ impl<'a> TeacherTargets<'a> {
     }
 }
 
-/// Soft targets of every row of `x`, the teacher run on [`CHUNK_ROWS`] rows at a time.
+/// Soft targets of every row of `x`, the teacher run on [`CHUNK_ROWS`] rows at
+/// a time, the chunks shared out over the machine's cores: this one pass is
+/// most of a distillation's cost, and every chunk is independent of the others.
 fn soft_targets_chunked(
     teacher: &Sequential,
     x: ArrayView2<f32>,
     loss: DistillLoss,
 ) -> Array2<f32> {
     let mut out = Array2::zeros((x.nrows(), teacher.output_dim()));
-    let mut start = 0;
-    while start < x.nrows() {
-        let stop = (start + CHUNK_ROWS).min(x.nrows());
-        let logits = loss_input(teacher, loss.hard, x.slice(s![start..stop, ..]));
-        out.slice_mut(s![start..stop, ..])
-            .assign(&loss.soft_targets(logits.view()));
-        start = stop;
-    }
+    let chunks = x.nrows().div_ceil(CHUNK_ROWS);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(chunks)
+        .max(1);
+    let per_thread = chunks.div_ceil(threads) * CHUNK_ROWS;
+    let fill = |x: ArrayView2<f32>, mut out: ndarray::ArrayViewMut2<f32>| {
+        let mut start = 0;
+        while start < x.nrows() {
+            let stop = (start + CHUNK_ROWS).min(x.nrows());
+            let logits = loss_input(teacher, loss.hard, x.slice(s![start..stop, ..]));
+            out.slice_mut(s![start..stop, ..])
+                .assign(&loss.soft_targets(logits.view()));
+            start = stop;
+        }
+    };
+    std::thread::scope(|scope| {
+        let pieces = x
+            .axis_chunks_iter(ndarray::Axis(0), per_thread)
+            .zip(out.axis_chunks_iter_mut(ndarray::Axis(0), per_thread));
+        for (xs, outs) in pieces {
+            scope.spawn(move || fill(xs, outs));
+        }
+    });
     out
 }
