@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use super::fields::{Fields, positive_finite};
 use super::train::{ValidTrainParams, validate_train};
 use crate::jobs::{DatasetShape, JobLimits};
-use crate::nn::distill::shrink;
+use crate::nn::distill::{DistillError, check_pair, shrink};
 use crate::nn::spec::Architecture;
 use crate::validation::{Checker, FieldError, Invalid};
 
@@ -265,28 +265,14 @@ fn architecture_of(
 /// The student must read the teacher's inputs and produce the teacher's outputs,
 /// or the soft targets mean nothing to it.
 fn check_student(student: &Architecture, teacher: &Architecture, by_id: bool, c: &mut Checker) {
-    let (input_field, output_field) = if by_id {
-        ("params.student", "params.student")
-    } else {
-        ("params.student.input_dim", "params.student.layers")
-    };
-    c.require(
-        student.input_dim == teacher.input_dim,
-        input_field,
-        format!(
-            "the student reads {} features; the teacher reads {}",
-            student.input_dim, teacher.input_dim
-        ),
-    );
-    c.require(
-        student.output_dim() == teacher.output_dim(),
-        output_field,
-        format!(
-            "the student has {} outputs; the teacher has {} (one per class)",
-            student.output_dim(),
-            teacher.output_dim()
-        ),
-    );
+    if let Err(e) = check_pair(teacher, student) {
+        let field = match (&e, by_id) {
+            (_, true) => "params.student",
+            (DistillError::InputWidth { .. }, false) => "params.student.input_dim",
+            (_, false) => "params.student.layers",
+        };
+        c.push(field, e.to_string());
+    }
 }
 
 /// The normalised student reference a service writes once it has looked up `model`.
