@@ -425,7 +425,7 @@ impl QuantizedModel {
                         let src = float_view(state, x, &s.f_cur, m, width);
                         params = q.quantize_input(src, &mut s.q_cur);
                     }
-                    s.acc.resize(m * q.n, 0);
+                    grow(&mut s.acc, m * q.n);
                     gemm_u8i8(&s.q_cur[..m * q.k], m, &q.packed, &mut s.acc[..m * q.n]);
                     match q
                         .fixed
@@ -433,7 +433,7 @@ impl QuantizedModel {
                         .and_then(|f| f.requant.as_ref().map(|r| (f, r)))
                     {
                         Some((f, r)) => {
-                            s.q_next.resize(m * q.n, 0);
+                            grow(&mut s.q_next, m * q.n);
                             q.requantize(
                                 f,
                                 r,
@@ -528,7 +528,7 @@ fn run_fixed_segment(
         let rows = xb.nrows();
         let mut params = first.quantize_input(xb, b.q_cur);
         for (pos, q) in layers.iter().enumerate() {
-            b.acc.resize(rows * q.n, 0);
+            grow(b.acc, rows * q.n);
             gemm_u8i8(
                 &b.q_cur[..rows * q.k],
                 rows,
@@ -541,7 +541,7 @@ fn run_fixed_segment(
                 .and_then(|f| f.requant.as_ref().map(|r| (f, r)));
             match requant {
                 Some((f, r)) if pos + 1 < layers.len() => {
-                    b.q_next.resize(rows * q.n, 0);
+                    grow(b.q_next, rows * q.n);
                     q.requantize(
                         f,
                         r,
@@ -655,7 +655,7 @@ impl Int8Layer {
             Some(f) => f.input,
             None => dynamic_params(x),
         };
-        q.resize(x.len(), 0);
+        grow(q, x.len());
         if let Some(src) = x.as_slice() {
             quantize_row(src, q, p);
             return p;
@@ -771,7 +771,7 @@ impl Int8Layer {
     fn run_to_float(&self, x: ArrayView2<f32>, s: &mut Scratch, mut out: ArrayViewMut2<f32>) {
         let m = x.nrows();
         let params = self.quantize_input(x, &mut s.q_cur);
-        s.acc.resize(m * self.n, 0);
+        grow(&mut s.acc, m * self.n);
         gemm_u8i8(
             &s.q_cur[..m * self.k],
             m,
@@ -875,6 +875,15 @@ impl Scratch {
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// `v` made at least `len` long. Never shrinks: the layers of a block alternate between sizes,
+/// and shrinking then growing again would zero-fill the regrown part every time (callers slice
+/// what they use).
+fn grow<T: Copy + Default>(v: &mut Vec<T>, len: usize) {
+    if v.len() < len {
+        v.resize(len, T::default());
+    }
 }
 
 /// `buf` resized to `len` (contents unspecified), taken out of its slot.

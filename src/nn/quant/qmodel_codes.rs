@@ -244,12 +244,67 @@ fn requantize_row_avx2(acc: &[i32], r: &RowRequant<'_>, dst: &mut [u8]) {
     requantize_row_any(acc, r, dst);
 }
 
-/// [`quantize_row_any`] compiled for AVX-512: 16 lanes of the same arithmetic, same results.
+/// [`quantize_row_any`] for AVX-512, with a multiplication by `1/s` instead of the division
+/// `x / s` (the division bounded the loop). The two quotients differ by far less than
+/// [`TIE_MARGIN`], so they round to the same integer unless the product is that close to a
+/// half-integer; a vector with such a lane (about 1 lane in 500 for arbitrary data), a NaN or
+/// an infinity is redone with the division, so every code equals [`quantize_u8`]'s.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
 fn quantize_row_avx512(src: &[f32], dst: &mut [u8], p: QParams) {
-    quantize_row_any(src, dst, p);
+    use std::arch::x86_64::{
+        _CMP_NLE_UQ, _mm_storeu_si128, _mm512_add_epi32, _mm512_and_si512, _mm512_castps_si512,
+        _mm512_castsi512_ps, _mm512_cmp_ps_mask, _mm512_cvtepi32_ps, _mm512_cvtps_epi32,
+        _mm512_cvtusepi32_epi8, _mm512_loadu_ps, _mm512_max_epi32, _mm512_min_ps, _mm512_mul_ps,
+        _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_si512, _mm512_sub_ps,
+    };
+    const LANES: usize = 16;
+    let inv = 1.0 / p.scale;
+    // A zero point outside the codes could overflow `r + zp` below; no u8 params have one.
+    if !(inv.is_finite() && inv > 0.0 && (0..=255).contains(&p.zero_point)) {
+        quantize_row_any(src, dst, p);
+        return;
+    }
+    let n = src.len().min(dst.len());
+    let (src, dst) = (&src[..n], &mut dst[..n]);
+    let vinv = _mm512_set1_ps(inv);
+    let clamp = _mm512_set1_ps(512.0);
+    let limit = _mm512_set1_ps(0.5 - TIE_MARGIN);
+    let abs = _mm512_set1_epi32(0x7fff_ffff);
+    let zero_point = _mm512_set1_epi32(p.zero_point);
+    let zero = _mm512_setzero_si512();
+    let mut src_chunks = src.chunks_exact(LANES);
+    let mut dst_chunks = dst.chunks_exact_mut(LANES);
+    for (s, d) in (&mut src_chunks).zip(&mut dst_chunks) {
+        // SAFETY: `s` holds 16 f32 and `d` 16 bytes (exact chunks); loads and stores are
+        // unaligned ones.
+        unsafe {
+            let v = _mm512_mul_ps(_mm512_loadu_ps(s.as_ptr()), vinv);
+            // `min` returns its second operand for a NaN, so NaN stays NaN (and is caught
+            // below); +∞ and everything past 512 become 512, which codes as 255 either way.
+            // Below −512 nothing is clamped: the conversion saturates to i32::MIN, code 0.
+            let vc = _mm512_min_ps(clamp, v);
+            let r = _mm512_cvtps_epi32(vc); // half to even, the default rounding mode
+            let frac = _mm512_sub_ps(vc, _mm512_cvtepi32_ps(r));
+            let frac = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(frac), abs));
+            // Not `|frac| ≤ limit`: near a tie, or NaN (NaN input, −∞, below i32::MIN).
+            if _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(frac, limit) != 0 {
+                quantize_row_any(s, d, p);
+                continue;
+            }
+            // r ≥ i32::MIN and 0 ≤ zp ≤ 255: no overflow; the narrowing saturates at 255.
+            let code = _mm512_max_epi32(_mm512_add_epi32(r, zero_point), zero);
+            _mm_storeu_si128(d.as_mut_ptr().cast(), _mm512_cvtusepi32_epi8(code));
+        }
+    }
+    quantize_row_any(src_chunks.remainder(), dst_chunks.into_remainder(), p);
 }
+
+/// How close to a rounding boundary (`j + ½`) the product `x · fl(1/s)` may come before
+/// [`quantize_row_avx512`] redoes it with the division: the product is within `2⁻²²·|x/s|` of
+/// `fl(x/s)`, and only `|x/s| ≤ 512` is not clamped, so the quotients differ by less than
+/// `2⁻¹³`; `2⁻¹⁰` leaves a wide margin.
+const TIE_MARGIN: f32 = 1.0 / 1024.0;
 
 /// [`requantize_row_any`] compiled for AVX-512: 8 i64 lanes per zmm and direct narrowing of
 /// i64 lanes to bytes (`vpmovqb`), which AVX2 spells as a chain of shuffles.
@@ -346,6 +401,57 @@ mod tests {
         for p in params {
             for &v in &values {
                 assert_eq!(quantize_u8(v, p), p.quantize_u8(v), "{v} with {p:?}");
+            }
+            // The row forms, whose multiplication by 1/s must fall back to the division at
+            // every tie and neighbour above (and whose tail is not a whole chunk).
+            let want: Vec<u8> = values.iter().map(|&v| p.quantize_u8(v)).collect();
+            let mut got = vec![0u8; values.len()];
+            quantize_row(&values, &mut got, p);
+            assert_eq!(got, want, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn the_reciprocal_quantizer_equals_the_division_near_ties_and_away_from_them() {
+        // Scales whose reciprocal is inexact (and two whose reciprocal is huge or infinite):
+        // every float in small windows around half-integer quotients, where `x · (1/s)` and
+        // `x / s` can round apart, then values spread over and past the code range with NaN
+        // and infinities among them (vectors that take the fast path and ones that do not).
+        let scales = [0.003_921_569, 0.037, 0.1, 0.3, 7.0 / 3.0, 1e-30, 3e-39];
+        for scale in scales {
+            let p = QParams {
+                scale,
+                zero_point: 37,
+            };
+            let mut values = Vec::new();
+            for k in -300..300 {
+                let mut v = (k as f32 + 0.5) * scale;
+                for _ in 0..24 {
+                    v = v.next_down();
+                }
+                for _ in 0..48 {
+                    values.push(v);
+                    v = v.next_up();
+                }
+            }
+            values.extend((0..4000).map(|i| (i as f32 * 0.618).sin() * 700.0 * scale));
+            for (i, special) in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -3e38, 3e38]
+                .into_iter()
+                .enumerate()
+            {
+                let at = values.len() - 1000 + 37 * i;
+                values[at] = special;
+            }
+            let want: Vec<u8> = values.iter().map(|&v| p.quantize_u8(v)).collect();
+            let mut got = vec![0u8; values.len()];
+            quantize_row(&values, &mut got, p);
+            assert_eq!(got, want, "{p:?}");
+            #[cfg(target_arch = "x86_64")]
+            if available(Isa::Avx512Vnni) {
+                got.fill(0);
+                // SAFETY: the CPU has AVX-512 F and BW (checked just above).
+                unsafe { quantize_row_avx512(&values, &mut got, p) };
+                assert_eq!(got, want, "{p:?}");
             }
         }
     }

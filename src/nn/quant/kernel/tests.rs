@@ -75,6 +75,50 @@ fn every_available_isa_is_bit_identical_to_portable() {
     }
 }
 
+/// A with runs of zero codes: whole zero k-groups in some rows of a tile but not in others,
+/// zero rows, an all-zero stretch across every row and nonzero bytes only in the k tail, so
+/// every way a path could skip (or wrongly skip) work on zeros is exercised.
+fn sparse_case(m: usize, k: usize, n: usize, seed: u64) -> (Vec<u8>, Array2<i8>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut a: Vec<u8> = (0..m * k)
+        .map(|i| {
+            let (row, col) = (i / k, i % k);
+            let blank = (col / 4 + row) % 3 == 0 || row % 5 == 4 || (8..24).contains(&col);
+            if blank { 0 } else { rng.random::<u8>() }
+        })
+        .collect();
+    if m > 1 && !k.is_multiple_of(4) {
+        // Row 1: zero everywhere but its last (partial) group.
+        a[k..2 * k - k % 4].fill(0);
+    }
+    let w = Array2::from_shape_simple_fn((k, n), || rng.random::<i8>());
+    (a, w)
+}
+
+#[test]
+fn zero_codes_give_the_same_products_on_every_path() {
+    let shapes = [
+        (1, 784, 300),
+        (2, 37, 40),
+        (3, 101, 129),
+        (7, 300, 100),
+        (96, 784, 300),
+    ];
+    for (seed, &(m, k, n)) in shapes.iter().enumerate() {
+        let (a, w) = sparse_case(m, k, n, 300 + seed as u64);
+        let zeros = a.iter().filter(|&&v| v == 0).count();
+        assert!(zeros > a.len() / 3, "{zeros} of {}", a.len());
+        let packed = PackedWeights::pack(w.view());
+        let expected: Vec<i32> = naive(&a, m, &w)
+            .into_iter()
+            .map(|v| i32::try_from(v).expect("no overflow at these sizes"))
+            .collect();
+        for isa in Isa::ALL.into_iter().filter(|&isa| available(isa)) {
+            assert_eq!(run(isa, &a, m, &packed), expected, "{isa:?} {m}×{k}×{n}");
+        }
+    }
+}
+
 #[test]
 fn extremes_do_not_saturate() {
     // 255 × −128 everywhere: every output is exactly −32 640·k, which i16 pair sums
