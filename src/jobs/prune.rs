@@ -275,15 +275,7 @@ mod tests {
         )
         .expect("prunes");
         let produced = out.model.expect("a model");
-        let units: Vec<usize> = produced
-            .architecture
-            .layers
-            .iter()
-            .filter_map(|l| match l {
-                crate::nn::spec::LayerSpec::Dense { units, .. } => Some(*units),
-                _ => None,
-            })
-            .collect();
+        let units = produced.architecture.dense_units();
         assert_eq!(units, vec![8, 4, 1]);
         assert_eq!(produced.params, 4 * 8 + 8 + 8 * 4 + 4 + 4 + 1);
     }

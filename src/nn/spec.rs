@@ -120,14 +120,18 @@ impl Default for ArchitectureLimits {
 impl Architecture {
     /// Width of the network's output (the last dense layer's units, or the input width).
     pub fn output_dim(&self) -> usize {
+        self.dense_units().last().copied().unwrap_or(self.input_dim)
+    }
+
+    /// The units of every dense layer, in order (dropout layers have none).
+    pub fn dense_units(&self) -> Vec<usize> {
         self.layers
             .iter()
-            .rev()
-            .find_map(|l| match l {
+            .filter_map(|l| match l {
                 LayerSpec::Dense { units, .. } => Some(*units),
                 LayerSpec::Dropout { .. } => None,
             })
-            .unwrap_or(self.input_dim)
+            .collect()
     }
 
     /// Activation of the last dense layer, which decides how outputs are read (probability, logits, value).

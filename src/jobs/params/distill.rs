@@ -319,16 +319,7 @@ mod tests {
     #[test]
     fn defaults_shrink_the_teacher_by_a_quarter_with_hintons_settings() {
         let p = check(json!({})).expect("valid");
-        let units: Vec<usize> = p
-            .student
-            .architecture
-            .layers
-            .iter()
-            .filter_map(|l| match l {
-                crate::nn::spec::LayerSpec::Dense { units, .. } => Some(*units),
-                _ => None,
-            })
-            .collect();
+        let units = p.student.architecture.dense_units();
         assert_eq!(units, vec![16, 8, 3]);
         assert_eq!(p.student.shrink, Some(0.25));
         assert_eq!((p.temperature, p.alpha, p.baseline), (4.0, 0.1, false));

@@ -372,15 +372,7 @@ fn shrink_scales_hidden_widths_and_keeps_everything_else() {
     );
     assert_eq!(student, want);
     let tiny = shrink(&teacher, 1e-4);
-    let widths: Vec<usize> = tiny
-        .layers
-        .iter()
-        .filter_map(|l| match l {
-            LayerSpec::Dense { units, .. } => Some(*units),
-            LayerSpec::Dropout { .. } => None,
-        })
-        .collect();
-    assert_eq!(widths, [1, 1, 10]);
+    assert_eq!(tiny.dense_units(), [1, 1, 10]);
     // 1200 × 0.0625 = 75, 1200 × 0.3337 = 400.44 → 400 (rounded, not truncated up).
     assert!(matches!(
         shrink(&teacher, 0.0625).layers[0],
