@@ -82,3 +82,12 @@ echo "9. downloading the compressed artifact and uploading it again"
 download "/v1/models/$SMALL/download" "${MODEL_OUT%.*}.kilnz"
 again="$(api POST /v1/models -F "file=@${MODEL_OUT%.*}.kilnz" -F name=small-again)"
 echo "   model $(jget id <<<"$again"): dtype $(jget dtype <<<"$again"), $(jget size_bytes <<<"$again") bytes"
+
+echo "10. distilling the trained model into a student a quarter as wide, with a same-job baseline"
+job="$(api_json POST /v1/jobs '{"kind": "distill", "model": "'"$TRAINED"'", "dataset": "'"$D"'", "eval_dataset": "'"$T"'",
+  "params": {"shrink": 0.25, "temperature": 4, "alpha": 0.1, "baseline": true}}')"
+job="$(wait_job "$(jget id <<<"$job")")"
+for who in teacher student baseline; do
+    echo "   $who: accuracy $(jget "result.metrics.comparison.$who.accuracy" <<<"$job"), params $(jget "result.metrics.comparison.$who.params" <<<"$job")"
+done
+echo "   $(jget result.metrics.verdict.summary <<<"$job")"
