@@ -247,3 +247,81 @@ async fn bad_distillation_parameters_get_a_422_naming_the_field() {
         app.assert_job_rejected(&job(params), field).await;
     }
 }
+
+/// `rows` of 6 features with a smooth target, as CSV (label last).
+fn regression_csv(rows: usize, seed: u64) -> Vec<u8> {
+    let mut out = String::from("a,b,c,d,e,f,y\n");
+    for r in 0..rows {
+        let x: Vec<f32> = (0..6)
+            .map(|c| (((r as u64 * 7 + c * 13 + seed * 101) as f32) * 0.37).sin())
+            .collect();
+        let y = 2.0 * x[0] - x[1] * x[2] + 0.5 * x[3];
+        let cells: Vec<String> = x.iter().chain([&y]).map(|v| v.to_string()).collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+#[tokio::test]
+async fn the_binary_and_regression_analogues_distill_end_to_end() {
+    let app = spawn_app().await;
+
+    // Binary, sigmoid head: the Bernoulli KL of the softened probabilities.
+    let (train, test, teacher) = app
+        .trained_fixture(800, 10, 3, crate::helpers::mlp(10, 48, 1, "sigmoid"))
+        .await;
+    let done = app
+        .run_job(
+            json!({"kind": "distill", "model": teacher, "dataset": train, "eval_dataset": test,
+                        "params": {"shrink": 0.25, "baseline": true, "epochs": 10}}),
+        )
+        .await;
+    let m = &done["result"]["metrics"];
+    assert_eq!(m["architecture"]["layers"][0]["units"], json!(12));
+    assert!(number(&m["accuracy"], "acc") > 0.8, "{m}");
+    assert!(
+        number(&m["agreement_with_teacher"], "agreement") > 0.8,
+        "{m}"
+    );
+    assert!(
+        m["auc"].is_number() && m["baseline"]["auc"].is_number(),
+        "{m}"
+    );
+
+    // Regression: MSE against the labels and against the teacher's outputs; the
+    // main metric is R², and agreement is the mean squared difference from the teacher.
+    let train = app
+        .create_dataset("r.csv", regression_csv(600, 1), &[("task", "regression")])
+        .await;
+    let test = app
+        .create_dataset("rt.csv", regression_csv(200, 2), &[("task", "regression")])
+        .await;
+    assert_eq!(train["task"], "regression");
+    let model = app
+        .create_model(crate::helpers::mlp(6, 32, 1, "linear"))
+        .await;
+    let trained = app
+        .run_job(
+            json!({"kind": "train", "model": id(&model), "dataset": id(&train),
+                        "params": {"epochs": 40, "optimizer": {"name": "adam", "lr": 0.01}}}),
+        )
+        .await;
+    let teacher = trained["result"]["model_id"].as_str().expect("teacher");
+    let done = app
+        .run_job(json!({"kind": "distill", "model": teacher, "dataset": id(&train), "eval_dataset": id(&test),
+                        "params": {"shrink": 0.5, "alpha": 0.3, "epochs": 40,
+                                   "optimizer": {"name": "adam", "lr": 0.01}}}))
+        .await;
+    let m = &done["result"]["metrics"];
+    assert!(number(&m["r2"], "r2") > 0.5, "{m}");
+    assert!(m["comparison"]["teacher"]["r2"].is_number(), "{m}");
+    let gap = number(&m["agreement_with_teacher"], "mean squared difference");
+    assert!(gap >= 0.0 && gap < number(&m["mse"], "mse") + 1.0, "{m}");
+    assert!(
+        m["verdict"]["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("R²")),
+        "{m}"
+    );
+}
