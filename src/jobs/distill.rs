@@ -18,11 +18,11 @@ use super::snapshot::{evaluation_data, score, snapshot_scored};
 use super::tuning::train_with;
 use super::{JobContext, JobError, JobInputs, JobOutput};
 use crate::formats::model_file::{self, ModelFile};
+use crate::nn::Sequential;
 use crate::nn::data::{Dataset, Task};
 use crate::nn::distill::{DistillLoss, Distiller, TeacherTargets, agreement};
 use crate::nn::evaluation::Evaluation;
 use crate::nn::trainer::{FitOutcome, Hooks};
-use crate::nn::{NoHook, Sequential};
 
 /// The headline figures of one model, for the side-by-side table.
 fn summary(m: &Map<String, Value>) -> Value {
@@ -157,17 +157,13 @@ fn train_baseline(
     ctx: &dyn JobContext,
 ) -> Result<Trained, JobError> {
     let t0 = Instant::now();
-    let hooks = Hooks {
-        step: Some(&mut NoHook),
-        objective: None,
-    };
     let outcome = train_with(
         &mut model,
         dataset,
         &p.train,
-        hooks,
+        Hooks::default(),
         ctx,
-        (0.2, 0.2),
+        None,
         "baseline_",
     )?;
     Ok(Trained {
@@ -191,7 +187,15 @@ fn train_distilled(
         step: None,
         objective: Some(&mut distiller),
     };
-    let outcome = train_with(&mut model, dataset, &p.train, hooks, ctx, (0.2, 0.9), "")?;
+    let outcome = train_with(
+        &mut model,
+        dataset,
+        &p.train,
+        hooks,
+        ctx,
+        Some((0.2, 0.9)),
+        "",
+    )?;
     Ok(Trained {
         model,
         outcome,

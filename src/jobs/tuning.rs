@@ -47,18 +47,19 @@ pub fn fine_tune(
         step: Some(hook),
         objective: None,
     };
-    train_with(model, data, p, hooks, ctx, progress, "")
+    train_with(model, data, p, hooks, ctx, Some(progress), "")
 }
 
 /// [`fine_tune`] with any [`Hooks`]; per-epoch metric names get `prefix`
-/// (a job that trains two models records the second one's as `baseline_loss`, …).
+/// (a job that trains two models records the second one's as `baseline_loss`, …),
+/// and `progress: None` leaves the progress bar to the other one.
 pub fn train_with(
     model: &mut Sequential,
     data: &Dataset,
     p: &ValidTrainParams,
     hooks: Hooks<'_>,
     ctx: &dyn JobContext,
-    progress: (f64, f64),
+    progress: Option<(f64, f64)>,
     prefix: &str,
 ) -> Result<FitOutcome, JobError> {
     let cfg = fit_config(p, data.task);
@@ -81,7 +82,9 @@ pub fn train_with(
                     named.iter().map(|(k, v)| (k.as_str(), *v)).collect();
                 ctx.record_metrics(m.epoch, &values);
             }
-            ctx.set_progress(progress.0 + (progress.1 - progress.0) * m.epoch as f64 / epochs);
+            if let Some((from, to)) = progress {
+                ctx.set_progress(from + (to - from) * m.epoch as f64 / epochs);
+            }
         },
         hooks,
         &|| ctx.is_cancelled(),
