@@ -114,12 +114,15 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// True while a queued or running job starts from this model.
+    /// True while a queued or running job starts from this model, or names it
+    /// as the student it distills into (`params.student.model`).
     pub async fn model_in_use(&self, id: Uuid) -> Result<bool, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM jobs WHERE status IN ('queued', 'running') AND model_id = ?)",
+            "SELECT EXISTS (SELECT 1 FROM jobs WHERE status IN ('queued', 'running')
+                            AND (model_id = ? OR json_extract(params, '$.student.model') = ?))",
         )
         .bind(id)
+        .bind(id.to_string())
         .fetch_one(self.pool())
         .await?)
     }

@@ -372,6 +372,19 @@ async fn datasets_and_models_round_trip_and_answer_whether_they_are_in_use() {
     assert!(!store.dataset_in_use(d.id).await.unwrap());
     assert!(!store.model_in_use(m.id).await.unwrap());
 
+    // A distill job's stored student is in use too.
+    let student = Uuid::now_v7();
+    let mut distill = new_job(3);
+    distill.kind = "distill".into();
+    distill.params = json!({"student": {"model": student, "architecture": {}}});
+    let InsertJobOutcome::Created(job) = store.insert_job(distill).await.unwrap() else {
+        panic!()
+    };
+    assert!(store.model_in_use(student).await.unwrap());
+    assert!(!store.model_in_use(Uuid::now_v7()).await.unwrap());
+    store.request_cancel(job.id).await.unwrap();
+    assert!(!store.model_in_use(student).await.unwrap());
+
     assert!(store.delete_dataset(d.id).await.unwrap());
     assert!(store.get_dataset(d.id).await.unwrap().is_none());
     assert_eq!(store.list_models(10, None).await.unwrap().len(), 1);
