@@ -20,7 +20,7 @@ use super::{JobContext, JobError, JobInputs, JobOutput};
 use crate::formats::model_file::{self, ModelFile};
 use crate::nn::Sequential;
 use crate::nn::data::{Dataset, Task};
-use crate::nn::distill::{DistillLoss, Distiller, TeacherTargets, agreement};
+use crate::nn::distill::{DistillError, DistillLoss, Distiller, TeacherTargets, agreement};
 use crate::nn::evaluation::Evaluation;
 use crate::nn::trainer::{FitOutcome, Hooks};
 
@@ -224,8 +224,12 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
     let start = initial_student(&p, inputs.student.as_ref());
     let budget = usize::try_from(p.teacher_cache_bytes).unwrap_or(usize::MAX);
     let started = Instant::now();
-    let targets = TeacherTargets::try_new(teacher, dataset.x.view(), loss, budget)
-        .map_err(|e| JobError::Failed(format!("cannot distill: {e}")))?;
+    let cancelled = || ctx.is_cancelled();
+    let targets = TeacherTargets::try_new(teacher, dataset.x.view(), loss, budget, &cancelled)
+        .map_err(|e| match e {
+            DistillError::Cancelled => JobError::Cancelled,
+            e => JobError::Failed(format!("cannot distill: {e}")),
+        })?;
     let teacher_seconds = started.elapsed().as_secs_f64();
     let (path, cache_bytes) = (targets.path(), targets.cache_bytes());
     ctx.set_progress(0.2);

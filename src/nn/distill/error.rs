@@ -16,4 +16,6 @@ pub enum DistillError {
     },
     #[error("the teacher has {teacher} outputs; the student has {student}")]
     Outputs { teacher: usize, student: usize },
+    #[error("cancelled while the teacher's soft targets were computed")]
+    Cancelled,
 }

@@ -48,29 +48,23 @@ impl<'a> TeacherTargets<'a> {
         budget_bytes: usize,
     ) -> Self {
         assert_eq!(x.ncols(), teacher.input_dim(), "teacher input width");
-        let outputs = teacher.output_dim();
-        let bytes = x
-            .nrows()
-            .checked_mul(outputs)
-            .and_then(|v| v.checked_mul(size_of::<f32>()));
-        let cache = bytes
-            .is_some_and(|b| b <= budget_bytes)
-            .then(|| soft_targets_chunked(teacher, x, loss));
-        Self {
-            teacher,
-            x,
-            loss,
-            cache,
-            batch_x: Array2::zeros((0, x.ncols())),
+        let never = || false;
+        match Self::try_new(teacher, x, loss, budget_bytes, &never) {
+            Ok(t) => t,
+            // Unreachable: the width is asserted above and nothing cancels.
+            Err(e) => panic!("{e}"),
         }
     }
 
-    /// [`Self::new`], or `Err` when `x` does not have the teacher's input width.
+    /// [`Self::new`], or `Err` when `x` does not have the teacher's input width,
+    /// or when `cancelled()` turns true while the cache fills (it is polled
+    /// between 1024-row chunks: the pass over a large transfer set is long).
     pub fn try_new(
         teacher: &'a Sequential,
         x: ArrayView2<'a, f32>,
         loss: DistillLoss,
         budget_bytes: usize,
+        cancelled: &(dyn Fn() -> bool + Sync),
     ) -> Result<Self, DistillError> {
         if x.ncols() != teacher.input_dim() {
             return Err(DistillError::InputWidth {
@@ -79,7 +73,24 @@ impl<'a> TeacherTargets<'a> {
                 found: x.ncols(),
             });
         }
-        Ok(Self::new(teacher, x, loss, budget_bytes))
+        let outputs = teacher.output_dim();
+        let bytes = x
+            .nrows()
+            .checked_mul(outputs)
+            .and_then(|v| v.checked_mul(size_of::<f32>()));
+        let cache = match bytes.is_some_and(|b| b <= budget_bytes) {
+            true => Some(
+                soft_targets_chunked(teacher, x, loss, cancelled).ok_or(DistillError::Cancelled)?,
+            ),
+            false => None,
+        };
+        Ok(Self {
+            teacher,
+            x,
+            loss,
+            cache,
+            batch_x: Array2::zeros((0, x.ncols())),
+        })
     }
 
     pub fn path(&self) -> TeacherPath {
@@ -138,11 +149,13 @@ impl<'a> TeacherTargets<'a> {
 /// Soft targets of every row of `x`, the teacher run on [`CHUNK_ROWS`] rows at
 /// a time, the chunks shared out over the machine's cores: this one pass is
 /// most of a distillation's cost, and every chunk is independent of the others.
+/// `None` when `cancelled()` turned true.
 fn soft_targets_chunked(
     teacher: &Sequential,
     x: ArrayView2<f32>,
     loss: DistillLoss,
-) -> Array2<f32> {
+    cancelled: &(dyn Fn() -> bool + Sync),
+) -> Option<Array2<f32>> {
     let mut out = Array2::zeros((x.nrows(), teacher.output_dim()));
     let chunks = x.nrows().div_ceil(CHUNK_ROWS);
     let threads = std::thread::available_parallelism()
@@ -152,7 +165,7 @@ fn soft_targets_chunked(
     let per_thread = chunks.div_ceil(threads) * CHUNK_ROWS;
     let fill = |x: ArrayView2<f32>, mut out: ndarray::ArrayViewMut2<f32>| {
         let mut start = 0;
-        while start < x.nrows() {
+        while start < x.nrows() && !cancelled() {
             let stop = (start + CHUNK_ROWS).min(x.nrows());
             let logits = loss_input(teacher, loss.hard, x.slice(s![start..stop, ..]));
             out.slice_mut(s![start..stop, ..])
@@ -168,5 +181,5 @@ fn soft_targets_chunked(
             scope.spawn(move || fill(xs, outs));
         }
     });
-    out
+    (!cancelled()).then_some(out)
 }

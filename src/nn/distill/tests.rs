@@ -299,13 +299,35 @@ fn cached_and_streamed_targets_agree_and_the_budget_chooses_the_path() {
 fn a_dataset_of_the_wrong_width_is_refused_by_try_new() {
     let teacher = teacher_model(6, 8, 3, "softmax");
     let x = Array2::zeros((4, 5));
-    let err = TeacherTargets::try_new(&teacher, x.view(), loss(Loss::Mse, 1.0, 0.5), 1 << 20)
-        .err()
-        .expect("width mismatch");
+    let never = || false;
+    let err = TeacherTargets::try_new(
+        &teacher,
+        x.view(),
+        loss(Loss::Mse, 1.0, 0.5),
+        1 << 20,
+        &never,
+    )
+    .err()
+    .expect("width mismatch");
     assert_eq!(
         err.to_string(),
         "the teacher expects 6 input features; the dataset has 5"
     );
+}
+
+#[test]
+fn a_cancellation_stops_the_cache_fill_and_only_the_cache_fill() {
+    let teacher = teacher_model(6, 8, 3, "softmax");
+    let x = normal(3000, 6, 1.0, 11);
+    let l = loss(Loss::CategoricalCrossentropy, 2.0, 0.5);
+    let always = || true;
+    let err = TeacherTargets::try_new(&teacher, x.view(), l, usize::MAX, &always)
+        .err()
+        .expect("cancelled");
+    assert_eq!(err, DistillError::Cancelled);
+    // The streamed path computes nothing up front, so there is nothing to cancel.
+    let streamed = TeacherTargets::try_new(&teacher, x.view(), l, 0, &always).expect("streamed");
+    assert_eq!(streamed.path(), TeacherPath::Streamed);
 }
 
 #[test]
