@@ -66,7 +66,7 @@ for name, x in measured.items():
     ka, kw = KERAS[name]
     print(f"| {name} | {x['accuracy']:.4f} | {x['params']:,} | {x['size_bytes']:,} | {x['latency_us_b1']:.2f} | "
           f"{x['throughput_b1024']:,.0f} | {walls[name]:.1f} | {ka:.3f}, {kw:.0f} |")
-b = m["baseline"]
+b = d_job["result"]["baseline"]
 print(f"\ndistill job: {d_secs:.1f} s from POST to succeeded ({KERAS['distilled student'][1] / d_secs:.1f}× "
       f"faster than Keras' {KERAS['distilled student'][1]:.0f} s); teacher soft targets {dist['teacher_outputs']} "
       f"({dist['teacher_cache_bytes']:,} bytes) in {dist['teacher_seconds']:.2f} s; distilled student trained in "

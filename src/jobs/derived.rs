@@ -72,6 +72,6 @@ pub fn output(
         )),
         metrics,
         before: Some(before),
-        artifacts: Vec::new(),
+        ..JobOutput::default()
     }
 }

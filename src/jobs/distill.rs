@@ -310,8 +310,9 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
             data.task,
         ),
     );
+    let mut sections = Map::new();
     if let Some((b, _)) = baseline {
-        metrics.insert("baseline".into(), Value::Object(b));
+        sections.insert("baseline".into(), Value::Object(b));
     }
     metrics.insert(
         "teacher".into(),
@@ -325,13 +326,7 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
         json!(warning.into_iter().collect::<Vec<_>>()),
     );
     ctx.set_progress(1.0);
-    Ok(output(
-        "distilled",
-        &inputs,
-        &file,
-        bytes,
-        "f32",
-        metrics,
-        before,
-    ))
+    let mut out = output("distilled", &inputs, &file, bytes, "f32", metrics, before);
+    out.sections = sections;
+    Ok(out)
 }

@@ -183,6 +183,9 @@ pub struct JobOutput {
     pub metrics: Map<String, Value>,
     pub before: Option<Map<String, Value>>,
     pub artifacts: Vec<ProducedArtifact>,
+    /// Further top-level sections of the job's `result`, beside `model_id`,
+    /// `metrics`, `before` and `artifacts` (the distill job's `baseline`).
+    pub sections: Map<String, Value>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -149,7 +149,7 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
         }),
         metrics,
         before,
-        artifacts: Vec::new(),
+        ..JobOutput::default()
     })
 }
 

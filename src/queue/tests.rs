@@ -78,6 +78,13 @@ fn behaviour(job: &JobRecord, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
                     content_type: "application/json".into(),
                     bytes: b"{}".to_vec(),
                 }],
+                sections: [
+                    ("baseline", json!({"accuracy": 0.8})),
+                    ("metrics", json!("ignored")),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
             })
         }
     }
@@ -234,6 +241,8 @@ async fn a_successful_job_registers_its_model_artifacts_metrics_and_result() {
     assert_eq!(env.blobs.read(&model.sha256).await.unwrap(), b"model bytes");
     assert_eq!(result["metrics"]["accuracy"], json!(0.9));
     assert_eq!(result["before"], json!({}));
+    // Extra sections sit beside the fixed ones and never replace them.
+    assert_eq!(result["baseline"], json!({"accuracy": 0.8}));
     let names: Vec<Value> = result["artifacts"]
         .as_array()
         .unwrap()

@@ -26,7 +26,8 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// How the compute ended.
 enum Ran {
-    Returned(Result<JobOutput, JobError>),
+    /// Boxed: a job's output is large next to a panic message.
+    Returned(Box<Result<JobOutput, JobError>>),
     Panicked(String),
 }
 
@@ -67,7 +68,7 @@ pub(super) async fn run_job<E: JobExecutor>(
             std::panic::catch_unwind(AssertUnwindSafe(|| executor.run(kind, inputs, &ctx)));
         drop(ctx); // closes the event channel, so the writer finishes
         match result {
-            Ok(r) => Ran::Returned(r),
+            Ok(r) => Ran::Returned(Box::new(r)),
             Err(payload) => Ran::Panicked(panic_message(payload.as_ref())),
         }
     });
@@ -113,8 +114,10 @@ pub(super) async fn run_job<E: JobExecutor>(
             tracing::error!(job_id = %id, attempt, panic = %msg, "job panicked");
             finish_failed(store, &job, &format!("job panicked: {msg}")).await;
         }
-        Ran::Returned(Ok(output)) => finish_ok(shared, &job, output).await,
-        Ran::Returned(Err(e)) => finish_error(store, &job, e, reason).await,
+        Ran::Returned(returned) => match *returned {
+            Ok(output) => finish_ok(shared, &job, output).await,
+            Err(e) => finish_error(store, &job, e, reason).await,
+        },
     }
 }
 
@@ -241,7 +244,7 @@ async fn store_outputs(
         });
     }
     let model_id = model_row.as_ref().map(|m| m.id);
-    let result = json!({
+    let mut result = json!({
         "model_id": model_id,
         "metrics": Value::Object(output.metrics),
         "before": output.before.map(Value::Object),
@@ -249,6 +252,12 @@ async fn store_outputs(
             "id": a.id, "name": a.name, "size_bytes": a.size_bytes, "sha256": a.sha256,
         })).collect::<Vec<_>>(),
     });
+    if let Value::Object(r) = &mut result {
+        for (k, v) in output.sections {
+            // The four fixed sections are never overwritten.
+            r.entry(k).or_insert(v);
+        }
+    }
     shared
         .store
         .complete(
