@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::derived::{meta_for, output};
 use super::params::{ValidDistillParams, validate_distill};
-use super::snapshot::{evaluation_data, score, snapshot_scored};
+use super::snapshot::{evaluation_data, score_keeping_outputs, snapshot_scored};
 use super::tuning::train_with;
 use super::{JobContext, JobError, JobInputs, JobOutput};
 use crate::formats::model_file::{self, ModelFile};
@@ -91,9 +91,8 @@ fn described(
     data: &Dataset,
     teacher_out: ndarray::ArrayView2<f32>,
 ) -> (Map<String, Value>, Evaluation) {
-    let ev = score(&t.model, data);
+    let (ev, out) = score_keeping_outputs(&t.model, data);
     let mut m = snapshot_scored(&t.model, bytes, data, &ev);
-    let out = t.model.predict(data.x.view());
     m.insert(
         "agreement_with_teacher".into(),
         json!(agreement(teacher_out, out.view(), data.task)),
@@ -235,26 +234,25 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
     ctx.set_progress(0.2);
 
     // Then two single-threaded halves that share only read-only data: the
-    // distilled student and the teacher's outputs on the evaluation rows here;
-    // the baseline (if asked) and the teacher's own report on a second thread.
+    // distilled student here; the baseline (if asked) and the teacher's own
+    // report and outputs on the evaluation rows on a second thread.
     let (main, side) = std::thread::scope(|s| {
         let side = s.spawn(|| {
             let baseline = p
                 .baseline
                 .then(|| train_baseline(start.clone(), dataset, &p, ctx))
                 .transpose()?;
-            let ev = score(teacher, data);
+            let (ev, outputs) = score_keeping_outputs(teacher, data);
             let report = snapshot_scored(teacher, inputs.model_bytes, data, &ev);
-            Ok::<_, JobError>((baseline, ev, report))
+            Ok::<_, JobError>((baseline, ev, outputs, report))
         });
-        let main = train_distilled(start.clone(), targets, dataset, &p, ctx)
-            .map(|trained| (trained, teacher.predict(data.x.view())));
+        let main = train_distilled(start.clone(), targets, dataset, &p, ctx);
         let side = side
             .join()
             .unwrap_or_else(|_| Err(panicked("the baseline or the teacher's evaluation")));
         (main, side)
     });
-    let ((distilled, teacher_out), (baseline, teacher_ev, mut before)) = (main?, side?);
+    let (distilled, (baseline, teacher_ev, teacher_out, mut before)) = (main?, side?);
     let warning = teacher_warning(&inputs, teacher_ev.main_metric(), data);
     before.insert("trained".into(), json!(inputs.model.meta.trained));
     before.insert(

@@ -2,12 +2,13 @@
 //! the task's metrics on the evaluation data, parameter and non-zero counts,
 //! per-layer sparsity, bytes of the model file, and measured latency.
 
+use ndarray::Array2;
 use serde_json::{Map, Value, json};
 
 use super::report;
 use crate::nn::Sequential;
 use crate::nn::data::{Dataset, Task};
-use crate::nn::evaluation::{Evaluation, evaluate};
+use crate::nn::evaluation::{Evaluation, evaluate_keeping_outputs};
 use crate::nn::prune::layer_sparsity;
 
 /// Rows an optimization job measures on: `eval_dataset` when given, else the
@@ -24,8 +25,13 @@ pub fn evaluation_data<'a>(
 
 /// Metrics of `model` on `data` with the task's default loss.
 pub fn score(model: &Sequential, data: &Dataset) -> Evaluation {
+    score_keeping_outputs(model, data).0
+}
+
+/// [`score`], also returning the model's outputs on `data`.
+pub fn score_keeping_outputs(model: &Sequential, data: &Dataset) -> (Evaluation, Array2<f32>) {
     let loss = crate::jobs::params::default_loss(model.architecture(), data.task);
-    evaluate(
+    evaluate_keeping_outputs(
         model,
         data.x.view(),
         data.y.view(),

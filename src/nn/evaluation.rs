@@ -126,6 +126,20 @@ pub fn evaluate(
     loss: Loss,
     batch: usize,
 ) -> Evaluation {
+    evaluate_keeping_outputs(model, x, y, task, classes, loss, batch).0
+}
+
+/// [`evaluate`], also returning the model's outputs on `x` (for callers that
+/// compare two models' predictions without running either again).
+pub fn evaluate_keeping_outputs(
+    model: &Sequential,
+    x: ArrayView2<f32>,
+    y: ArrayView1<f32>,
+    task: Task,
+    classes: usize,
+    loss: Loss,
+    batch: usize,
+) -> (Evaluation, Array2<f32>) {
     let head = Head::new(model, task);
     let rows = x.nrows();
     let batch = batch.max(1);
@@ -147,7 +161,8 @@ pub fn evaluate(
     } else {
         loss_sum / rows as f64
     };
-    scored(&head, outputs, y, task, classes, loss_value)
+    let eval = scored(&head, outputs.view(), y, task, classes, loss_value);
+    (eval, outputs)
 }
 
 /// Metrics of any [`Predictor`] (a compiled plan, an int8 network) on `(x, y)`.
@@ -190,7 +205,7 @@ pub fn evaluate_predictor(
     } else {
         loss_sum / rows as f64
     };
-    scored(&head, outputs, y, head.task, classes, loss_value)
+    scored(&head, outputs.view(), y, head.task, classes, loss_value)
 }
 
 /// Logits that give back `outputs` under a sigmoid or softmax head.
@@ -209,7 +224,7 @@ fn logits_of(activation: Activation, outputs: ArrayView2<f32>) -> Array2<f32> {
 /// The task's metrics from network outputs and an already computed loss.
 fn scored(
     head: &Head,
-    outputs: Array2<f32>,
+    outputs: ArrayView2<f32>,
     y: ArrayView1<f32>,
     task: Task,
     classes: usize,
@@ -295,6 +310,26 @@ mod tests {
                        {"type": "dense", "units": outputs, "activation": head}]}))
         .expect("architecture");
         Sequential::new(&arch, 11)
+    }
+
+    /// The kept outputs are the model's predictions (to rounding: the matrix
+    /// product blocks 5-row chunks differently from the whole batch).
+    #[test]
+    fn the_kept_outputs_are_the_predictions() {
+        let x = Array2::from_shape_fn((23, 3), |(i, j)| ((i * 3 + j) as f32 * 0.41).cos());
+        let y = Array1::from_shape_fn(23, |i| (i % 4) as f32);
+        let m = model("softmax", 4);
+        let loss = Loss::CategoricalCrossentropy;
+        let (ev, out) =
+            evaluate_keeping_outputs(&m, x.view(), y.view(), Task::Multiclass, 4, loss, 5);
+        let diff = (&out - &m.predict(x.view()))
+            .mapv(f32::abs)
+            .fold(0.0f32, |a, &b| a.max(b));
+        assert!(diff < 1e-6, "{diff}");
+        assert_eq!(
+            ev,
+            evaluate(&m, x.view(), y.view(), Task::Multiclass, 4, loss, 5)
+        );
     }
 
     /// Through outputs only, the same metrics and (up to the probability clamp) the same loss.

@@ -185,10 +185,12 @@ pub fn fit_with(
     hooks: Hooks<'_>,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<FitOutcome, FitError> {
-    let Hooks { step, objective } = hooks;
+    let Hooks {
+        step,
+        mut objective,
+    } = hooks;
     let mut no_hook = NoHook;
     let hook: &mut dyn StepHook = step.unwrap_or(&mut no_hook);
-    let mut objective = objective;
     if x.ncols() != model.input_dim() {
         return Err(FitError::Invalid(format!(
             "the model expects {} features; the data has {}",
