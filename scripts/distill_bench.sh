@@ -8,6 +8,7 @@
 #
 #   scripts/distill_bench.sh      # needs dataset-fashion-mnist, numpy, curl
 #   EPOCHS=2 scripts/distill_bench.sh   # a quicker look
+#   TEACHER_BATCH=128 TEACHER_SCHEDULE=cosine SEEDS=1,2,3 scripts/distill_bench.sh
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh

@@ -32,6 +32,13 @@ pub struct Limits {
     pub teacher_cache_bytes: u64,
 }
 
+/// The orphan blob sweep (`services::blob_gc`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct BlobSettings {
+    pub gc_interval_secs: u64,
+    pub gc_grace_secs: u64,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct QueueSettings {
     pub lease_secs: u64,
@@ -47,6 +54,7 @@ pub struct Settings {
     pub workers: usize,
     pub log_format: LogFormat,
     pub limits: Limits,
+    pub blobs: BlobSettings,
     pub queue: QueueSettings,
 }
 

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -64,6 +65,9 @@ impl Application {
             settings,
             compiled: Default::default(),
         };
+        // Orphans a crash left behind go before the server answers.
+        let grace = Duration::from_secs(services.settings.blobs.gc_grace_secs);
+        services.sweep_orphan_blobs_logged(grace).await;
         Ok(Self {
             listener,
             services,
@@ -92,10 +96,19 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
+        let blob_settings = &self.services.settings.blobs;
+        let gc = self.services.spawn_blob_gc(
+            Duration::from_secs(blob_settings.gc_interval_secs),
+            Duration::from_secs(blob_settings.gc_grace_secs),
+        );
         let app = crate::api::app(self.services);
-        axum::serve(self.listener, app)
+        let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
-            .await?;
+            .await;
+        if let Some(gc) = gc {
+            gc.abort();
+        }
+        served?;
         self.queue.shutdown().await;
         Ok(())
     }

@@ -5,10 +5,14 @@
 //! then renamed to its real name, so a crash never leaves half a file under a
 //! real name (leftover temp files are removed at start). Identical content is
 //! stored once. The blob store does not know who uses a blob: callers ask
-//! [`crate::store::Store::blob_referenced`] before [`BlobStore::delete`].
+//! [`crate::store::Store::blob_referenced`] before [`BlobStore::delete`], and
+//! the orphan sweep (`services::blob_gc`) lists blobs with [`BlobStore::list`].
+//! Writing content that is already stored refreshes the file's mtime, so the
+//! sweep's grace period also covers a blob that a new record is about to reuse.
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -50,6 +54,15 @@ pub struct BlobInfo {
     pub sha256: String,
     pub size_bytes: u64,
     pub path: PathBuf,
+}
+
+/// A blob found on disk by [`BlobStore::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlob {
+    pub sha256: String,
+    pub size_bytes: u64,
+    /// Last written (or reused, see the module doc).
+    pub modified: SystemTime,
 }
 
 /// The blob folder; cheap to clone.
@@ -156,6 +169,40 @@ impl BlobStore {
             .map_err(|e| self.not_found_or(e, sha256, &path))
     }
 
+    /// Every blob on disk. Files that are not named like a blob (and the temp
+    /// folder) are skipped, never reported, so the sweep cannot delete them.
+    pub async fn list(&self) -> Result<Vec<StoredBlob>, BlobError> {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || list_blobs(&root))
+            .await
+            .map_err(|e| BlobError::Io {
+                path: PathBuf::new(),
+                source: io::Error::other(e),
+            })?
+    }
+
+    /// When a blob was last written or reused; `None` when it is gone.
+    pub async fn modified(&self, sha256: &str) -> Result<Option<SystemTime>, BlobError> {
+        let path = self.path(sha256)?;
+        match fs::metadata(&path).await {
+            Ok(m) => Ok(Some(m.modified().map_err(io_err(&path))?)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    /// Marks an existing blob as just written, so a sweep's grace period protects it.
+    async fn refresh(&self, path: &Path) -> Result<(), BlobError> {
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .await
+            .map_err(io_err(path))?
+            .into_std()
+            .await;
+        file.set_modified(SystemTime::now()).map_err(io_err(path))
+    }
+
     /// Removes a blob; removing a missing one is not an error.
     pub async fn delete(&self, sha256: &str) -> Result<(), BlobError> {
         let path = self.path(sha256)?;
@@ -207,6 +254,7 @@ impl BlobStore {
         let sha256 = sha256_hex(bytes);
         let path = self.path(&sha256)?;
         if fs::try_exists(&path).await.map_err(io_err(&path))? {
+            self.refresh(&path).await?;
             return Ok(BlobInfo {
                 sha256,
                 size_bytes: bytes.len() as u64,
@@ -243,6 +291,7 @@ impl BlobStore {
         let path = self.path(&sha256)?;
         if fs::try_exists(&path).await.map_err(io_err(&path))? {
             // Same content already stored; the temp file goes when `temp` drops.
+            self.refresh(&path).await?;
             return Ok(BlobInfo {
                 sha256,
                 size_bytes,
@@ -266,6 +315,34 @@ impl BlobStore {
             path,
         })
     }
+}
+
+/// Walks `<root>/ab/cdef…`: two hex characters, then the other 62.
+fn list_blobs(root: &Path) -> Result<Vec<StoredBlob>, BlobError> {
+    let mut out = Vec::new();
+    for dir in std::fs::read_dir(root).map_err(io_err(root))? {
+        let dir = dir.map_err(io_err(root))?;
+        let prefix = dir.file_name().to_string_lossy().into_owned();
+        if prefix.len() != 2 || !dir.file_type().map_err(io_err(root))?.is_dir() {
+            continue;
+        }
+        let dir_path = dir.path();
+        for entry in std::fs::read_dir(&dir_path).map_err(io_err(&dir_path))? {
+            let entry = entry.map_err(io_err(&dir_path))?;
+            let sha256 = format!("{prefix}{}", entry.file_name().to_string_lossy());
+            let meta = entry.metadata().map_err(io_err(&entry.path()))?;
+            if check_digest(&sha256).is_err() || !meta.is_file() {
+                continue;
+            }
+            out.push(StoredBlob {
+                sha256,
+                size_bytes: meta.len(),
+                modified: meta.modified().map_err(io_err(&entry.path()))?,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.sha256.cmp(&b.sha256));
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -398,6 +475,49 @@ mod tests {
         let (a, b) = tokio::join!(blobs.put_bytes(&data), blobs.put_bytes(&data));
         assert_eq!(a.unwrap(), b.unwrap());
         assert_eq!(files_under(&dir.path().join("blobs")).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn list_names_every_blob_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::new(dir.path()).unwrap();
+        let a = blobs.put_bytes(b"abc").await.unwrap();
+        let b = blobs.put_bytes(b"hello").await.unwrap();
+        // Not blobs: a stray file at the top, a bad name in a prefix folder, a temp file.
+        std::fs::write(dir.path().join("blobs/README"), b"x").unwrap();
+        std::fs::write(dir.path().join("blobs/ba/not-a-digest"), b"x").unwrap();
+        std::fs::write(dir.path().join("blobs/tmp/upload"), b"x").unwrap();
+        let listed = blobs.list().await.unwrap();
+        let mut want = vec![(a.sha256, 3), (b.sha256, 5)];
+        want.sort();
+        let got: Vec<_> = listed
+            .iter()
+            .map(|s| (s.sha256.clone(), s.size_bytes))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    fn set_mtime(path: &Path, t: SystemTime) {
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(t).unwrap();
+    }
+
+    #[tokio::test]
+    async fn writing_stored_content_again_refreshes_its_mtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::new(dir.path()).unwrap();
+        let info = blobs.put_bytes(b"abc").await.unwrap();
+        let old = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        set_mtime(&info.path, old);
+        assert_eq!(blobs.modified(&info.sha256).await.unwrap(), Some(old));
+        blobs.put_bytes(b"abc").await.unwrap();
+        let after_bytes = blobs.modified(&info.sha256).await.unwrap().unwrap();
+        assert!(after_bytes > old + std::time::Duration::from_secs(1_000_000));
+        set_mtime(&info.path, old);
+        blobs.put_stream(chunks(&[b"a", b"bc"]), 100).await.unwrap();
+        assert!(blobs.modified(&info.sha256).await.unwrap().unwrap() > old);
+        blobs.delete(&info.sha256).await.unwrap();
+        assert_eq!(blobs.modified(&info.sha256).await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ use crate::queue::QueueHandle;
 use crate::store::Store;
 
 pub mod artifacts;
+pub mod blob_gc;
 pub mod datasets;
 mod error;
 pub mod jobs;

@@ -140,6 +140,17 @@ impl Store {
         Ok(used)
     }
 
+    /// Every blob digest a dataset, model or artifact row names.
+    pub async fn referenced_blobs(&self) -> Result<std::collections::HashSet<String>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT sha256 FROM datasets UNION SELECT data_sha256 FROM datasets
+             UNION SELECT sha256 FROM models UNION SELECT sha256 FROM artifacts",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// Closes the pool (waits for connections to be returned).
     pub async fn close(&self) {
         self.pool.close().await;

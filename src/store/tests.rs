@@ -359,6 +359,9 @@ async fn datasets_and_models_round_trip_and_answer_whether_they_are_in_use() {
     );
     assert!(store.blob_referenced(&"c".repeat(64)).await.unwrap());
     assert!(!store.blob_referenced(&"d".repeat(64)).await.unwrap());
+    let all = store.referenced_blobs().await.unwrap();
+    let want: HashSet<String> = ["a", "b", "c"].iter().map(|c| c.repeat(64)).collect();
+    assert_eq!(all, want);
 
     let mut new = new_job(3);
     new.model_id = m.id;
@@ -425,6 +428,13 @@ async fn completion_registers_the_model_and_artifacts_in_one_go() {
     );
     assert_eq!(model.unwrap().parent_id, Some(parent.id));
     assert_eq!(store.artifacts_for_job(job.id).await.unwrap().len(), 1);
+    assert!(
+        store
+            .referenced_blobs()
+            .await
+            .unwrap()
+            .contains(&"e".repeat(64))
+    );
     assert_eq!(
         store
             .get_artifact(artifacts[0].id)

@@ -89,6 +89,13 @@ pub fn mlp(input_dim: usize, hidden: usize, outputs: usize, out_act: &str) -> Va
 }
 
 impl TestApp {
+    /// Stops the server (waiting for it to finish) and hands back its data directory.
+    pub async fn stop(self) -> TempDir {
+        drop(self._shutdown);
+        self._server.await.expect("server stops cleanly");
+        self.data_dir
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

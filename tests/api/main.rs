@@ -2,6 +2,7 @@
 //! directory. One binary for all of them keeps link times down.
 
 mod bad_input;
+mod blob_gc;
 mod distill;
 mod helpers;
 mod jobs;
