@@ -119,7 +119,10 @@ fn verdict(distilled: f64, teacher: f64, baseline: Option<f64>, task: Task) -> V
     let text = match baseline {
         Some(b) => {
             let gain = distilled - b;
+            // How far ahead of the student alone the teacher is: what there was to gain.
+            let headroom = teacher - b;
             v["student_minus_baseline"] = json!(gain);
+            v["teacher_minus_baseline"] = json!(headroom);
             v["helped"] = json!(gain >= 0.0);
             if gain >= 0.0 {
                 format!(
@@ -132,9 +135,11 @@ fn verdict(distilled: f64, teacher: f64, baseline: Option<f64>, task: Task) -> V
                 format!(
                     "distillation did not help on this setting: the distilled student scores \
                      {:+.2} {unit} against the same student trained without the teacher \
-                     ({:+.2} against the teacher); try another temperature or alpha",
+                     ({:+.2} against the teacher, which is itself {:+.2} against that student); \
+                     try another temperature or alpha, or a stronger teacher",
                     gain * scale,
-                    vs_teacher * scale
+                    vs_teacher * scale,
+                    headroom * scale
                 )
             }
         }
@@ -327,4 +332,34 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
     let mut out = output("distilled", &inputs, &file, bytes, "f32", metrics, before);
     out.sections = sections;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verdict_states_the_measured_differences_in_points() {
+        let lost = verdict(0.8719, 0.8846, Some(0.8768), Task::Multiclass);
+        assert_eq!(lost["helped"], json!(false));
+        assert_eq!(lost["within_one_point_of_teacher"], json!(false));
+        let gap = lost["teacher_minus_baseline"].as_f64().unwrap();
+        assert!((gap - 0.0078).abs() < 1e-12, "{gap}");
+        assert_eq!(
+            lost["summary"],
+            "distillation did not help on this setting: the distilled student scores -0.49 points \
+             against the same student trained without the teacher (-1.27 against the teacher, \
+             which is itself +0.78 against that student); try another temperature or alpha, or a \
+             stronger teacher"
+        );
+        let won = verdict(0.8783, 0.8998, Some(0.8768), Task::Multiclass);
+        assert_eq!(won["helped"], json!(true));
+        assert!(won["summary"].as_str().unwrap().starts_with(
+            "distillation helped: the distilled student scores +0.15 points against the same student"
+        ));
+        let alone = verdict(0.5, 0.6, None, Task::Regression);
+        assert!(alone.get("helped").is_none());
+        assert!(alone["summary"].as_str().unwrap().contains("-0.10 R²"));
+        assert_eq!(alone["within_one_point_of_teacher"], json!(false));
+    }
 }

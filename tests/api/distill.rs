@@ -97,6 +97,9 @@ async fn a_shrunk_student_learns_from_its_teacher_and_is_compared_with_its_basel
         after["verdict"]
     );
     assert_eq!(after["verdict"]["helped"], json!(gain >= 0.0));
+    let headroom = number(&before["accuracy"], "teacher") - number(&baseline["accuracy"], "acc");
+    let reported = number(&after["verdict"]["teacher_minus_baseline"], "headroom");
+    assert!((reported - headroom).abs() < 1e-12, "{}", after["verdict"]);
     let summary = after["verdict"]["summary"].as_str().expect("summary");
     assert!(
         summary.contains(if gain >= 0.0 {
