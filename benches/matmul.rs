@@ -4,8 +4,12 @@
 //! throughput is counted in FLOPs (2·m·k·n per product), so criterion's "elem/s" is FLOP/s.
 //!
 //! Paths:
-//! - `ndarray`: kiln's path, `ndarray::linalg::general_mat_mul` into a preallocated output
-//!   (matrixmultiply with its `avx512` feature, chosen at run time; no threading feature);
+//! - `kiln`: kiln's path, `kiln::nn::gemm` (no packing; `matmul_bt` for `A·Bᵀ`), on one
+//!   thread (`nn::parallel::serial`); `kiln_avx2` the same forced onto its AVX2 + FMA path
+//!   (what CPUs without AVX-512 run); `kiln_cores` unrestricted, so products of 16 MFLOPs
+//!   and more are split over all cores;
+//! - `ndarray`: kiln's path before it, `ndarray::linalg::general_mat_mul` into a preallocated
+//!   output (matrixmultiply with its `avx512` feature, chosen at run time; no threading feature);
 //! - `gemm`: the `gemm` crate with its `x86-v4` (AVX-512) kernels, `Parallelism::None`;
 //! - `naive`: a plain i-k-j loop, the slow reference, at the two smallest shapes only.
 //!
@@ -16,6 +20,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use kiln::nn::gemm::{self as kiln_gemm, Isa};
+use kiln::nn::parallel::serial;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rand::{RngExt, SeedableRng};
@@ -29,11 +35,51 @@ struct Shape {
     /// `A` is the transpose of a stored `k×m` array (the weight gradient `Xᵀ·dZ`), as
     /// `Dense::backward` passes `x.t()`.
     a_transposed: bool,
+    /// `B` is the transpose of a stored `n×k` array (the input gradient `dZ·Wᵀ`).
+    b_transposed: bool,
     /// Also time the naive loop here.
     naive: bool,
 }
 
 const SHAPES: &[Shape] = &[
+    // The distillation teacher's second layer (1200→1200) training at batch 32: forward,
+    // weight gradient and input gradient; and the 784-64-10 student's first layer.
+    Shape {
+        name: "teacher_l2_32x1200x1200",
+        m: 32,
+        k: 1200,
+        n: 1200,
+        a_transposed: false,
+        b_transposed: false,
+        naive: false,
+    },
+    Shape {
+        name: "teacher_dW2_1200x32x1200_At",
+        m: 1200,
+        k: 32,
+        n: 1200,
+        a_transposed: true,
+        b_transposed: false,
+        naive: false,
+    },
+    Shape {
+        name: "teacher_dx2_32x1200x1200_Bt",
+        m: 32,
+        k: 1200,
+        n: 1200,
+        a_transposed: false,
+        b_transposed: true,
+        naive: false,
+    },
+    Shape {
+        name: "student_l1_32x784x64",
+        m: 32,
+        k: 784,
+        n: 64,
+        a_transposed: false,
+        b_transposed: false,
+        naive: false,
+    },
     // LeNet-300-100 training at batch 128.
     Shape {
         name: "lenet_l1_128x784x300",
@@ -41,6 +87,7 @@ const SHAPES: &[Shape] = &[
         k: 784,
         n: 300,
         a_transposed: false,
+        b_transposed: false,
         naive: false,
     },
     Shape {
@@ -49,6 +96,7 @@ const SHAPES: &[Shape] = &[
         k: 300,
         n: 100,
         a_transposed: false,
+        b_transposed: false,
         naive: true,
     },
     Shape {
@@ -57,6 +105,7 @@ const SHAPES: &[Shape] = &[
         k: 128,
         n: 300,
         a_transposed: true,
+        b_transposed: false,
         naive: false,
     },
     // Seed model (100-64-32-1), first layer, at batch 32 and 1024.
@@ -66,6 +115,7 @@ const SHAPES: &[Shape] = &[
         k: 100,
         n: 64,
         a_transposed: false,
+        b_transposed: false,
         naive: true,
     },
     Shape {
@@ -74,6 +124,7 @@ const SHAPES: &[Shape] = &[
         k: 100,
         n: 64,
         a_transposed: false,
+        b_transposed: false,
         naive: false,
     },
     // The reference shape of shared/DEPENDENCIES.md.
@@ -83,6 +134,7 @@ const SHAPES: &[Shape] = &[
         k: 784,
         n: 300,
         a_transposed: false,
+        b_transposed: false,
         naive: false,
     },
 ];
@@ -163,7 +215,8 @@ fn relative_error(reference: &Array2<f32>, other: &Array2<f32>) -> f32 {
 struct Operands {
     /// Stored `A`: `m×k`, or `k×m` when the shape reads its transpose.
     a_stored: Array2<f32>,
-    b: Array2<f32>,
+    /// Stored `B`: `k×n`, or `n×k` when the shape reads its transpose.
+    b_stored: Array2<f32>,
 }
 
 impl Operands {
@@ -173,8 +226,29 @@ impl Operands {
         } else {
             random(shape.m, shape.k, rng)
         };
-        let b = random(shape.k, shape.n, rng);
-        Self { a_stored, b }
+        let b_stored = if shape.b_transposed {
+            random(shape.n, shape.k, rng)
+        } else {
+            random(shape.k, shape.n, rng)
+        };
+        Self { a_stored, b_stored }
+    }
+
+    fn b(&self, shape: &Shape) -> ArrayView2<'_, f32> {
+        if shape.b_transposed {
+            self.b_stored.t()
+        } else {
+            self.b_stored.view()
+        }
+    }
+
+    /// Path (kiln): `matmul`, or `matmul_bt` on the stored `B` when the shape reads `Bᵀ`.
+    fn kiln_mm(&self, shape: &Shape, isa: Isa, c: ArrayViewMut2<f32>) {
+        if shape.b_transposed {
+            kiln_gemm::matmul_bt_on(isa, self.a(shape), self.b_stored.view(), c);
+        } else {
+            kiln_gemm::matmul_on(isa, self.a(shape), self.b_stored.view(), c);
+        }
     }
 
     fn a(&self, shape: &Shape) -> ArrayView2<'_, f32> {
@@ -189,9 +263,17 @@ impl Operands {
 /// Runs before any timing: the paths must compute the same product.
 fn check_agreement(shape: &Shape, ops: &Operands) {
     let a = ops.a(shape);
-    let b = ops.b.view();
+    let b = ops.b(shape);
     let mut c_nd = Array2::<f32>::zeros((shape.m, shape.n));
     ndarray_mm(&a, &b, &mut c_nd);
+    let mut c_kiln = Array2::<f32>::from_elem((shape.m, shape.n), f32::NAN);
+    ops.kiln_mm(shape, kiln_gemm::best_isa(), c_kiln.view_mut());
+    let err = relative_error(&c_nd, &c_kiln);
+    assert!(
+        err <= 1e-3,
+        "{}: kiln differs from ndarray by {err:e} relative",
+        shape.name
+    );
     // Start gemm's output from garbage, so a call that failed to overwrite it is caught.
     let mut c_gemm = Array2::<f32>::from_elem((shape.m, shape.n), f32::NAN);
     gemm_mm(&a, &b, &mut c_gemm.view_mut());
@@ -206,7 +288,7 @@ fn check_agreement(shape: &Shape, ops: &Operands) {
         let mut c_naive = Array2::<f32>::from_elem((shape.m, shape.n), f32::NAN);
         naive_mm(
             a_std.as_slice().expect("standard layout"),
-            ops.b.as_slice().expect("standard layout"),
+            ops.b_stored.as_slice().expect("standard layout"),
             c_naive.as_slice_mut().expect("standard layout"),
             shape.m,
             shape.k,
@@ -239,7 +321,28 @@ fn bench_matmul(c: &mut Criterion) {
             .throughput(Throughput::Elements((2 * m * k * n) as u64));
 
         let a = ops.a(shape);
-        let b = ops.b.view();
+        let b = ops.b(shape);
+
+        let mut out = Array2::<f32>::zeros((m, n));
+        let mut paths = vec![("kiln", kiln_gemm::best_isa(), true)];
+        if Isa::Avx2Fma.available() {
+            paths.push(("kiln_avx2", Isa::Avx2Fma, true));
+        }
+        if 2 * m * n * k >= 16_000_000 {
+            paths.push(("kiln_cores", kiln_gemm::best_isa(), false));
+        }
+        for (name, isa, one_thread) in paths {
+            group.bench_function(BenchmarkId::new(name, shape.name), |bench| {
+                bench.iter(|| {
+                    if one_thread {
+                        serial(|| ops.kiln_mm(shape, isa, out.view_mut()));
+                    } else {
+                        ops.kiln_mm(shape, isa, out.view_mut());
+                    }
+                    black_box(&out);
+                })
+            });
+        }
 
         let mut out = Array2::<f32>::zeros((m, n));
         group.bench_function(BenchmarkId::new("ndarray", shape.name), |bench| {
@@ -260,7 +363,7 @@ fn bench_matmul(c: &mut Criterion) {
         if shape.naive {
             let a_std = a.as_standard_layout().into_owned();
             let a_slice = a_std.as_slice().expect("standard layout");
-            let b_slice = ops.b.as_slice().expect("standard layout");
+            let b_slice = ops.b_stored.as_slice().expect("standard layout");
             let mut out = vec![0.0f32; m * n];
             group.bench_function(BenchmarkId::new("naive", shape.name), |bench| {
                 bench.iter(|| {

@@ -20,8 +20,17 @@ const BATCH: usize = 1024;
 const MIN_BATCHES: usize = 20;
 const MIN_TIME: Duration = Duration::from_secs(1);
 
-/// Metrics of the model file `bytes` on `data`, measured on the form it is served in.
+/// Metrics of the model file `bytes` on `data`, measured on the form it is served in,
+/// on this thread alone ([`crate::nn::parallel::serial`]), so the figures are per core.
 pub fn measure(bytes: &[u8], data: &Dataset, calls: usize) -> Result<Map<String, Value>, String> {
+    crate::nn::parallel::serial(|| measure_serial(bytes, data, calls))
+}
+
+fn measure_serial(
+    bytes: &[u8],
+    data: &Dataset,
+    calls: usize,
+) -> Result<Map<String, Value>, String> {
     let file = model_file::decode(bytes).map_err(|e| e.to_string())?;
     file.model.check_input(data.x.view())?;
     if data.rows() == 0 {

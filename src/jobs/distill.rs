@@ -238,7 +238,8 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
     let (path, cache_bytes) = (targets.path(), targets.cache_bytes());
     ctx.set_progress(0.2);
 
-    // Then two single-threaded halves that share only read-only data: the
+    // Then two halves that share only read-only data (a student's products are
+    // too small to be split further over the cores): the
     // distilled student here; the baseline (if asked) and the teacher's own
     // report and outputs on the evaluation rows on a second thread.
     let (main, side) = std::thread::scope(|s| {

@@ -3,7 +3,8 @@
 //!
 //! Latency is the median of single-row inference calls (at most 200 calls or
 //! 50 ms, after 3 warm-up calls); throughput is rows per second of 1024-row
-//! batches (at most 20 batches or 300 ms, after one warm-up). Both go through
+//! batches (at most 20 batches or 300 ms, after one warm-up), both on one
+//! thread (a served float model may split large batches over the cores). Both go through
 //! [`InferenceModel::predict`], the path a deployed model runs: the model is
 //! compiled once, each pruned layer timed dense against CSR on the job's own
 //! rows, and the kernels chosen are reported with the speed. Compiling and
@@ -16,6 +17,7 @@ use ndarray::{Array2, ArrayView2};
 use serde_json::{Map, Value, json};
 
 use crate::nn::evaluation::Evaluation;
+use crate::nn::parallel::serial;
 use crate::nn::sparse::{InferenceModel, LayerKernel, compile_on};
 use crate::nn::{Predictor, Sequential};
 
@@ -38,17 +40,24 @@ pub struct Speed {
 /// Measures `model`, compiled for inference, on rows of `sample` (cycled to
 /// fill a batch; zeros if empty or of the wrong width).
 pub fn measure_speed(model: &Sequential, sample: ArrayView2<f32>) -> Speed {
-    let compiled: InferenceModel = compile_on(model, sample);
-    let (latency_us_b1, throughput_b1024) = measure_predictor(&compiled, sample);
-    Speed {
-        latency_us_b1,
-        throughput_b1024,
-        kernels: compiled.kernels(),
-    }
+    serial(|| {
+        let compiled: InferenceModel = compile_on(model, sample);
+        let (latency_us_b1, throughput_b1024) = measure_predictor(&compiled, sample);
+        Speed {
+            latency_us_b1,
+            throughput_b1024,
+            kernels: compiled.kernels(),
+        }
+    })
 }
 
-/// `(median µs for one row, rows per second at batch 1024)` of any predictor.
+/// `(median µs for one row, rows per second at batch 1024)` of any predictor, on
+/// this thread alone, so float, sparse and int8 models are compared per core.
 pub fn measure_predictor(model: &dyn Predictor, sample: ArrayView2<f32>) -> (f64, f64) {
+    serial(|| measure_predictor_serial(model, sample))
+}
+
+fn measure_predictor_serial(model: &dyn Predictor, sample: ArrayView2<f32>) -> (f64, f64) {
     let width = model.input_dim();
     let usable = sample.ncols() == width && sample.nrows() > 0;
     let batch = Array2::from_shape_fn((THROUGHPUT_BATCH, width), |(i, j)| {

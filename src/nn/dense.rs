@@ -5,6 +5,8 @@
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
+
+use super::gemm;
 use rand_chacha::ChaCha8Rng;
 
 use super::activation::{self, Activation};
@@ -56,7 +58,7 @@ impl Dense {
     }
 
     /// `z ← x · W`. A few rows go through row-by-row AXPYs over the contiguous
-    /// rows of `W`: the GEMM would spend longer packing `W` than multiplying.
+    /// rows of `W` (the latency path of a single prediction); more through [`gemm`].
     fn matmul_into(&self, x: ArrayView2<f32>, mut z: ArrayViewMut2<f32>) {
         let w = &self.weight.value;
         if x.nrows() <= SMALL_BATCH {
@@ -83,7 +85,7 @@ impl Dense {
                 }
             }
         } else {
-            general_mat_mul(1.0, &x, w, 0.0, &mut z);
+            gemm::matmul(x, w.view(), z);
         }
     }
 
@@ -134,7 +136,7 @@ impl Dense {
         dz: ArrayView2<f32>,
         dx: Option<ArrayViewMut2<f32>>,
     ) {
-        general_mat_mul(1.0, &x.t(), &dz, 0.0, &mut self.weight.grad);
+        gemm::matmul(x.t(), dz, self.weight.grad.view_mut());
         if let Some(b) = &mut self.bias {
             let mut gb = b.grad.row_mut(0);
             gb.fill(0.0);
@@ -142,8 +144,8 @@ impl Dense {
                 gb += &row;
             }
         }
-        if let Some(mut dx) = dx {
-            general_mat_mul(1.0, &dz, &self.weight.value.t(), 0.0, &mut dx);
+        if let Some(dx) = dx {
+            gemm::matmul_bt(dz, self.weight.value.view(), dx);
         }
     }
 }

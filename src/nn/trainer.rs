@@ -2,9 +2,10 @@
 //! stopping, cancellation.
 //!
 //! Determinism: one ChaCha8 stream seeded with `seed` drives the validation
-//! split, every epoch's shuffle and every dropout mask, and the matrix products
-//! are single-threaded, so the same seed and data give bit-identical weights on
-//! the same machine.
+//! split, every epoch's shuffle and every dropout mask, and every element of a
+//! matrix product or an Adam update is computed by one thread in a fixed order
+//! (large ones are split over the cores, see [`super::parallel`]), so the same
+//! seed and data give bit-identical weights on the same machine.
 //!
 //! Reported per epoch (Keras' names): `loss` (mean over the epoch's batches,
 //! including L1/L2 penalties, in training mode) and `accuracy` for

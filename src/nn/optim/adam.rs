@@ -100,6 +100,24 @@ impl Coeffs {
 /// The update streams four arrays once per step; for small batches it was a
 /// third of a training step when compiled for baseline x86-64 (SSE2).
 fn update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &Coeffs) {
+    if p.len() >= PARALLEL_MIN && crate::nn::parallel::ways() > 1 {
+        // Elementwise, so halves updated on two threads give the same bits.
+        let half = (p.len() / 2).next_multiple_of(64).min(p.len());
+        let (p0, p1) = p.split_at_mut(half);
+        let (g0, g1) = g.split_at(half);
+        let (m0, m1) = m.split_at_mut(half);
+        let (v0, v1) = v.split_at_mut(half);
+        rayon::join(|| update(p0, g0, m0, v0, c), || update(p1, g1, m1, v1, c));
+        return;
+    }
+    update_serial(p, g, m, v, c);
+}
+
+/// Parameters in one tensor from which the update is split over rayon's threads
+/// (recursively, in halves): a 1200×1200 layer's update streams 23 MB a step.
+const PARALLEL_MIN: usize = 1 << 18;
+
+fn update_serial(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &Coeffs) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -159,7 +177,12 @@ mod tests {
 
     #[test]
     fn every_path_gives_the_bits_of_the_scalar_update() {
-        let n = 1037;
+        every_path_gives_the_bits_of_the_scalar_update_at(1037);
+        // Large enough to be split over threads.
+        every_path_gives_the_bits_of_the_scalar_update_at(2 * PARALLEL_MIN + 37);
+    }
+
+    fn every_path_gives_the_bits_of_the_scalar_update_at(n: usize) {
         let wave = |k: f32| (0..n).map(move |i| (i as f32 * k).sin() * 3.0);
         let g: Vec<f32> = wave(0.37).collect();
         let start: Vec<f32> = wave(0.11).collect();
