@@ -8,6 +8,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kiln::nn::data::Task;
 use kiln::nn::optim::{Adam, OptimizerConfig};
+use kiln::nn::parallel::serial;
 use kiln::nn::spec::Architecture;
 use kiln::nn::{FitConfig, Loss, Regularization, Schedule, Sequential, fit};
 use ndarray::{Array1, Array2};
@@ -98,20 +99,30 @@ fn train_epoch(c: &mut Criterion) {
         let architecture = arch(layers);
         let cfg = config(batch, loss, task);
         g.throughput(Throughput::Elements(rows as u64));
-        g.bench_function(name, |b| {
-            let mut model = Sequential::new(&architecture, 1);
-            b.iter(|| {
-                fit(
-                    &mut model,
-                    black_box(x.view()),
-                    black_box(y.view()),
-                    &cfg,
-                    &mut |_| {},
-                    &|| false,
-                )
-                .expect("trains")
-            })
-        });
+        // As a job runs it (large products split over the cores), and on one thread.
+        for (suffix, one_thread) in [("", false), ("_1thread", true)] {
+            g.bench_function(format!("{name}{suffix}"), |b| {
+                let mut model = Sequential::new(&architecture, 1);
+                let mut epoch = || {
+                    fit(
+                        &mut model,
+                        black_box(x.view()),
+                        black_box(y.view()),
+                        &cfg,
+                        &mut |_| {},
+                        &|| false,
+                    )
+                    .expect("trains")
+                };
+                b.iter(|| {
+                    if one_thread {
+                        serial(&mut epoch)
+                    } else {
+                        epoch()
+                    }
+                })
+            });
+        }
     }
     g.finish();
 }
@@ -131,6 +142,11 @@ fn forward(c: &mut Criterion) {
             g.bench_with_input(BenchmarkId::new(name, batch), &x, |b, x| {
                 b.iter(|| model.predict(black_box(x.view())))
             });
+            g.bench_with_input(
+                BenchmarkId::new(format!("{name}_1thread"), batch),
+                &x,
+                |b, x| b.iter(|| serial(|| model.predict(black_box(x.view())))),
+            );
         }
     }
     g.finish();
