@@ -16,7 +16,9 @@
 //! (`c = fma(a₀, b₀, 0)`, `c = fma(a₁, b₁, c)`, …). Splitting `k` into blocks
 //! stores and reloads the running sum unchanged, so it does not change the
 //! result. The portable path uses `f32::mul_add`, which is exactly that
-//! operation (a hardware instruction on aarch64 and on x86-64 with FMA).
+//! operation: a hardware instruction on aarch64, but a library call on x86-64
+//! CPUs without FMA (before 2013, or under Rosetta 2), where products are then
+//! several times slower than with a packed GEMM — the price of the same bits.
 //!
 //! Products of 16 MFLOPs or more are split over rayon's threads, by
 //! column blocks (or row blocks when `C` is narrow): each element is still
