@@ -108,19 +108,20 @@ pub fn matmul_bt_on(isa: Isa, a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayVi
     thread_local! {
         static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     }
-    SCRATCH.with(|scratch| {
-        let mut buf = scratch.borrow_mut();
-        let (m, n) = a.dim();
-        buf.clear();
-        buf.resize(m * n, 0.0);
-        for (i, row) in a.rows().into_iter().enumerate() {
-            for (p, &v) in row.iter().enumerate() {
-                buf[p * m + i] = v;
-            }
+    // Taken out of the cell while in use, so a nested call on this thread (a rayon
+    // worker may run another task while it waits) finds an empty buffer, not a borrow.
+    let mut buf = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    let (m, n) = a.dim();
+    buf.clear();
+    buf.resize(m * n, 0.0);
+    for (i, row) in a.rows().into_iter().enumerate() {
+        for (p, &v) in row.iter().enumerate() {
+            buf[p * m + i] = v;
         }
-        let at = ArrayView2::from_shape((n, m), &buf[..]).expect("n·m elements");
-        matmul_on(isa, b, at, c.reversed_axes());
-    });
+    }
+    let at = ArrayView2::from_shape((n, m), &buf[..]).expect("n·m elements");
+    matmul_on(isa, b, at, c.reversed_axes());
+    SCRATCH.with(|s| *s.borrow_mut() = buf);
 }
 
 /// `C ← A·B` on a given path (tests run every path this CPU has). A path the CPU
@@ -237,11 +238,12 @@ struct Operands {
 }
 
 impl Operands {
-    /// Two halves along the longer side of `C` (columns in multiples of 64, rows in
-    /// multiples of [`MR`], so no extra partial tiles), or `None` when it is too small.
+    /// Two halves of `C`: by columns when it is at least two 64-column tiles wide,
+    /// else by rows (cut at a multiple of 64 columns or [`MR`] rows, so neither half
+    /// gets an extra partial tile), or `None` when it is too small for either.
     fn split(&self) -> Option<(Operands, Operands)> {
         if self.n >= 128 {
-            let cut = (self.n / 2).next_multiple_of(64).min(self.n - 64);
+            let cut = (self.n / 2 / 64) * 64;
             let mut left = *self;
             let mut right = *self;
             left.n = cut;
@@ -252,7 +254,7 @@ impl Operands {
             return Some((left, right));
         }
         if self.m >= 2 * MR {
-            let cut = (self.m / 2).next_multiple_of(MR).min(self.m - MR);
+            let cut = (self.m / 2 / MR) * MR;
             let mut top = *self;
             let mut bottom = *self;
             top.m = cut;
