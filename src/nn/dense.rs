@@ -5,11 +5,10 @@
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
-
-use super::gemm;
 use rand_chacha::ChaCha8Rng;
 
 use super::activation::{self, Activation};
+use super::gemm;
 use super::init;
 use super::param::Param;
 
