@@ -3,7 +3,7 @@
 //!
 //! Latency is the median of single-row inference calls (at most 200 calls or
 //! 50 ms, after 3 warm-up calls); throughput is rows per second of 1024-row
-//! batches (at most 20 batches or 300 ms, after one warm-up), both on one
+//! batches (at most 20 batches or 300 ms, after one warm-up), measured on one
 //! thread (a served float model may split large batches over the cores). Both go through
 //! [`InferenceModel::predict`], the path a deployed model runs: the model is
 //! compiled once, each pruned layer timed dense against CSR on the job's own
