@@ -189,7 +189,15 @@ mod tests {
 
     #[test]
     fn a_malformed_value_is_an_error_not_a_default() {
-        let vars = [("KILN_WORKERS", "many")];
-        assert!(Settings::load_from(&Overrides::default(), env(&vars)).is_err());
+        for vars in [
+            [("KILN_WORKERS", "many")],
+            [("KILN_BLOBS__GC_INTERVAL_SECS", "hourly")],
+            [("KILN_BLOBS__GC_GRACE_SECS", "-1")],
+        ] {
+            assert!(
+                Settings::load_from(&Overrides::default(), env(&vars)).is_err(),
+                "{vars:?}"
+            );
+        }
     }
 }

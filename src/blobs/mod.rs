@@ -56,13 +56,12 @@ pub struct BlobInfo {
     pub path: PathBuf,
 }
 
-/// A blob found on disk by [`BlobStore::list`].
+/// A blob found on disk by [`BlobStore::list`] (its age is read when it matters,
+/// with [`BlobStore::modified`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredBlob {
     pub sha256: String,
     pub size_bytes: u64,
-    /// Last written (or reused, see the module doc).
-    pub modified: SystemTime,
 }
 
 /// The blob folder; cheap to clone.
@@ -192,15 +191,16 @@ impl BlobStore {
     }
 
     /// Marks an existing blob as just written, so a sweep's grace period protects it.
-    async fn refresh(&self, path: &Path) -> Result<(), BlobError> {
-        let file = fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .await
-            .map_err(io_err(path))?
-            .into_std()
-            .await;
-        file.set_modified(SystemTime::now()).map_err(io_err(path))
+    /// Best effort: a store whose files cannot be touched (read-only blobs) still
+    /// accepts content it already has; only that protection is lost, with a warning.
+    async fn refresh(&self, path: &Path) {
+        let touched = match fs::OpenOptions::new().write(true).open(path).await {
+            Ok(file) => file.into_std().await.set_modified(SystemTime::now()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = touched {
+            tracing::warn!(path = %path.display(), error = %e, "cannot refresh a reused blob's mtime");
+        }
     }
 
     /// Removes a blob; removing a missing one is not an error.
@@ -254,7 +254,7 @@ impl BlobStore {
         let sha256 = sha256_hex(bytes);
         let path = self.path(&sha256)?;
         if fs::try_exists(&path).await.map_err(io_err(&path))? {
-            self.refresh(&path).await?;
+            self.refresh(&path).await;
             return Ok(BlobInfo {
                 sha256,
                 size_bytes: bytes.len() as u64,
@@ -291,7 +291,7 @@ impl BlobStore {
         let path = self.path(&sha256)?;
         if fs::try_exists(&path).await.map_err(io_err(&path))? {
             // Same content already stored; the temp file goes when `temp` drops.
-            self.refresh(&path).await?;
+            self.refresh(&path).await;
             return Ok(BlobInfo {
                 sha256,
                 size_bytes,
@@ -337,7 +337,6 @@ fn list_blobs(root: &Path) -> Result<Vec<StoredBlob>, BlobError> {
             out.push(StoredBlob {
                 sha256,
                 size_bytes: meta.len(),
-                modified: meta.modified().map_err(io_err(&entry.path()))?,
             });
         }
     }

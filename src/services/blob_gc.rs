@@ -42,11 +42,16 @@ impl Services {
             ..BlobSweep::default()
         };
         for blob in on_disk.iter().filter(|b| !referenced.contains(&b.sha256)) {
+            // Age and references again, as late as possible: an upload or a job may
+            // have reused this content since the listing.
             let Some(modified) = self.blobs.modified(&blob.sha256).await? else {
                 continue;
             };
-            if !older_than(modified, grace) || self.store.blob_referenced(&blob.sha256).await? {
-                sweep.young_orphans += usize::from(!older_than(modified, grace));
+            if !older_than(modified, grace) {
+                sweep.young_orphans += 1;
+                continue;
+            }
+            if self.store.blob_referenced(&blob.sha256).await? {
                 continue;
             }
             self.blobs.delete(&blob.sha256).await?;
