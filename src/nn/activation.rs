@@ -5,6 +5,9 @@
 //!   `tf.nn.leaky_relu` 0.2).
 //! * `gelu` is the **tanh approximation** `0.5·z·(1 + tanh(√(2/π)(z + 0.044715 z³)))`
 //!   (PyTorch `approximate="tanh"`, Keras `approximate=True`).
+//! * `gelu_erf` is the exact `z·Φ(z) = 0.5·z·(1 + erf(z/√2))` (PyTorch's and Keras'
+//!   default `gelu`, ONNX `Gelu` with `approximate="none"`), so imported models keep
+//!   their outputs to float precision.
 //! * `sigmoid` is evaluated without overflow for any finite input; `softmax` is
 //!   row-wise and subtracts the row maximum first.
 
@@ -39,6 +42,19 @@ fn gelu_grad(z: f32) -> f32 {
     0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * GELU_K * z * z)
 }
 
+#[inline]
+fn gelu_erf(z: f32) -> f32 {
+    0.5 * z * (1.0 + libm::erff(z * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// `Φ(z) + z·φ(z)`.
+#[inline]
+fn gelu_erf_grad(z: f32) -> f32 {
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
+    let cdf = 0.5 * (1.0 + libm::erff(z * std::f32::consts::FRAC_1_SQRT_2));
+    cdf + z * INV_SQRT_2PI * (-0.5 * z * z).exp()
+}
+
 /// Scalar form of an element-wise activation (softmax is not element-wise: identity here).
 #[inline]
 pub fn scalar(act: Activation, z: f32) -> f32 {
@@ -55,6 +71,7 @@ pub fn scalar(act: Activation, z: f32) -> f32 {
         Activation::Sigmoid => sigmoid(z),
         Activation::Tanh => z.tanh(),
         Activation::Gelu => gelu(z),
+        Activation::GeluErf => gelu_erf(z),
     }
 }
 
@@ -120,6 +137,9 @@ pub fn backward(
         Activation::Gelu => Zip::from(&mut g)
             .and(&z)
             .for_each(|g, &z| *g *= gelu_grad(z)),
+        Activation::GeluErf => Zip::from(&mut g)
+            .and(&z)
+            .for_each(|g, &z| *g *= gelu_erf_grad(z)),
         Activation::Softmax => {
             // Jacobian-vector product: g_j ← a_j (g_j − Σ_k g_k a_k).
             for (mut g_row, a_row) in g.axis_iter_mut(Axis(0)).zip(a.axis_iter(Axis(0))) {
@@ -137,7 +157,7 @@ mod tests {
     use super::*;
     use ndarray::{Array2, array};
 
-    const ALL: [Activation; 7] = [
+    const ALL: [Activation; 8] = [
         Activation::Linear,
         Activation::Relu,
         Activation::LeakyRelu,
@@ -145,6 +165,7 @@ mod tests {
         Activation::Tanh,
         Activation::Softmax,
         Activation::Gelu,
+        Activation::GeluErf,
     ];
 
     /// Checks `backward` against central differences of `L = Σ w ⊙ f(z)` in f64.
@@ -197,5 +218,17 @@ mod tests {
         assert!((scalar(Activation::LeakyRelu, -2.0) + 0.02).abs() < 1e-7);
         // PyTorch: F.gelu(torch.tensor(1.0), approximate="tanh") = 0.8411920
         assert!((scalar(Activation::Gelu, 1.0) - 0.841_192).abs() < 1e-5);
+    }
+
+    #[test]
+    fn exact_gelu_matches_the_error_function_values() {
+        // PyTorch: F.gelu(torch.tensor([1.0, -0.5, 3.0])) = [0.8413447, -0.1542687, 2.9959502]
+        for (z, want) in [(1.0, 0.841_344_7), (-0.5, -0.154_268_7), (3.0, 2.995_950_2)] {
+            let got = scalar(Activation::GeluErf, z);
+            assert!(
+                (got - want).abs() < 1e-6,
+                "gelu_erf({z}) = {got}, want {want}"
+            );
+        }
     }
 }

@@ -14,7 +14,10 @@ pub enum Activation {
     Sigmoid,
     Tanh,
     Softmax,
+    /// GELU, tanh approximation (PyTorch `approximate="tanh"`).
     Gelu,
+    /// Exact GELU `z·Φ(z)` with the error function (PyTorch's and Keras' default, ONNX `Gelu`).
+    GeluErf,
 }
 
 /// One layer of a sequential network.

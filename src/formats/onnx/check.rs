@@ -1,0 +1,1 @@
+//! kiln's structural check of an ONNX graph (placeholder until the exporter lands).
