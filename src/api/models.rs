@@ -13,6 +13,7 @@ use super::extract::{AppJson, IdPath, is_json, parse_json};
 use super::multipart::{UploadForm, read_upload_form};
 use super::pagination::{ListQuery, Page, timestamp};
 use super::problem::{ApiError, Problem};
+use crate::formats::source::Source;
 use crate::nn::spec::Architecture;
 use crate::services::Services;
 use crate::services::model_download::Download;
@@ -54,6 +55,9 @@ pub struct ModelView {
     /// The job that produced it.
     pub job_id: Option<Uuid>,
     pub sha256: String,
+    /// Where an imported model (or the model it derives from) came from: ONNX or Keras,
+    /// its graph input and output names, producer, opset and what the import left out.
+    pub source: Option<Source>,
 }
 
 impl From<ModelRecord> for ModelView {
@@ -78,6 +82,7 @@ impl From<ModelRecord> for ModelView {
             parent_id: r.parent_id,
             job_id: r.job_id,
             sha256: r.sha256,
+            source: r.source.map(|s| s.0),
         }
     }
 }
@@ -96,7 +101,8 @@ pub struct CreateModel {
 #[allow(dead_code)]
 #[derive(utoipa::ToSchema)]
 pub struct ModelUploadForm {
-    /// A kiln model file: safetensors with kiln's `__metadata__`, or a compressed `kilnz` artifact.
+    /// A model file, told by its content: kiln safetensors (with kiln's `__metadata__`), a
+    /// compressed `kilnz` artifact, an ONNX model (dense networks) or a Keras 3 `.keras` file.
     #[schema(value_type = String, format = Binary)]
     pub file: Vec<u8>,
     pub name: Option<String>,
@@ -104,13 +110,14 @@ pub struct ModelUploadForm {
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct DownloadQuery {
-    /// `safetensors` or `kilnz` (kiln's compressed artifact); default: the form the
-    /// model is stored in. A compressed model also downloads as dense `safetensors`.
+    /// `safetensors`, `kilnz` (kiln's compressed artifact) or `onnx`; default: the form the
+    /// model is stored in. A compressed model also downloads as dense `safetensors`; every
+    /// model downloads as `onnx` (int8 models as QDQ graphs ONNX Runtime runs).
     pub format: Option<String>,
 }
 
 /// Create a model: JSON `{name, architecture}` for an untrained model, or a
-/// multipart upload (`file`, optional `name`) of a kiln model file.
+/// multipart upload (`file`, optional `name`) of a kiln, ONNX or Keras model file.
 #[utoipa::path(post, path = "/v1/models", tag = "models",
     request_body(description = "JSON architecture or multipart upload", content(
         (CreateModel = "application/json"),

@@ -4,6 +4,7 @@
 pub mod compressed;
 pub mod csv;
 pub mod dataset_file;
+pub mod detect;
 pub mod huffman;
 pub mod keras;
 pub mod model_file;

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use super::{JobInputs, JobOutput, ProducedModel};
 use crate::formats::model_file::ModelFile;
 use crate::formats::model_file::ModelMeta;
+use crate::formats::source::Source;
 use crate::nn::Sequential;
 use crate::nn::data::Task;
 
@@ -25,10 +26,14 @@ pub fn derived_meta(
 }
 
 /// [`derived_meta`] for the job whose inputs are `inputs`; keeps the parent's task
-/// (or the dataset's, when the parent had none).
+/// (or the dataset's, when the parent had none) and where it was imported from.
 pub fn meta_for(model: &Sequential, inputs: &JobInputs) -> ModelMeta {
     let task = inputs.model.meta.task.or(Some(inputs.dataset.task));
-    derived_meta(model, task, inputs.model_id, inputs.job_id)
+    let mut meta = derived_meta(model, task, inputs.model_id, inputs.job_id);
+    if let Some(source) = Source::read(&inputs.model.meta) {
+        source.write(&mut meta);
+    }
+    meta
 }
 
 /// The stored form of a derived model, named `{prefix}-{first 8 hex digits of the parent}`.
@@ -39,6 +44,7 @@ pub fn produced(
     file: Vec<u8>,
     dtype: &str,
     task: Option<Task>,
+    source: Option<Source>,
 ) -> ProducedModel {
     ProducedModel {
         name: format!("{prefix}-{}", &parent_id.simple().to_string()[..8]),
@@ -48,6 +54,7 @@ pub fn produced(
         nonzero_params: model.nonzero_params(),
         dtype: dtype.into(),
         task,
+        source,
     }
 }
 
@@ -69,6 +76,7 @@ pub fn output(
             bytes,
             dtype,
             file.meta.task,
+            Source::read(&file.meta),
         )),
         metrics,
         before: Some(before),

@@ -166,6 +166,8 @@ pub struct ProducedModel {
     pub dtype: String,
     /// The task the model was trained for.
     pub task: Option<Task>,
+    /// Where the model's ancestor was imported from (kept for ONNX export).
+    pub source: Option<crate::formats::source::Source>,
 }
 
 /// A file a job produced that is not itself a model (reports, plots, …).

@@ -14,6 +14,7 @@ use super::report;
 use super::tuning;
 use super::{DatasetShape, JobContext, JobError, JobInputs, JobLimits, JobOutput, ProducedModel};
 use crate::formats::model_file::{self, ModelFile, ModelMeta};
+use crate::formats::source::Source;
 use crate::nn::data::{Dataset, Task};
 use crate::nn::evaluation::{self, gather_rows};
 use crate::nn::trainer::NoHook;
@@ -102,7 +103,11 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
         )));
     }
 
+    let source = Source::read(&file.meta);
     let mut meta = ModelMeta::new(architecture.clone());
+    if let Some(s) = &source {
+        s.write(&mut meta);
+    }
     meta.trained = true;
     meta.task = Some(task);
     meta.parent_id = Some(model_id.to_string());
@@ -146,6 +151,7 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
             nonzero_params: nonzero,
             dtype: "f32".into(),
             task: Some(task),
+            source,
         }),
         metrics,
         before,

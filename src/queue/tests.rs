@@ -70,6 +70,7 @@ fn behaviour(job: &JobRecord, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
                     nonzero_params: 2,
                     dtype: "f32".into(),
                     task: Some(crate::nn::data::Task::Binary),
+                    source: None,
                 }),
                 metrics,
                 before: Some(Map::new()),
@@ -139,6 +140,7 @@ async fn env() -> Env {
             parent_id: None,
             job_id: None,
             task: None,
+            source: None,
         })
         .await
         .unwrap();
@@ -369,6 +371,7 @@ async fn the_production_executor_loads_the_model_and_dataset_blobs_and_runs_an_e
             parent_id: None,
             job_id: None,
             task: None,
+            source: None,
         })
         .await
         .unwrap();

@@ -221,6 +221,7 @@ async fn store_outputs(
             parent_id: Some(job.model_id),
             job_id: Some(job.id),
             task: model.task.map(|t| t.as_str().to_string()),
+            source: model.source,
         });
         artifacts.push(NewArtifactRecord {
             id: Uuid::now_v7(),

@@ -3,15 +3,16 @@
 //! A model is stored in one of two forms: a kiln safetensors file, or (after a
 //! compress job, or an upload of one) kiln's compressed artifact. The stored
 //! form downloads as it is; `format=safetensors` of a compressed model decodes
-//! it and writes the dense safetensors file that Python's `safetensors` opens.
+//! it and writes the dense safetensors file that Python's `safetensors` opens;
+//! `format=onnx` writes any model as an ONNX graph (int8 ones as QDQ).
 
 use super::{ServiceError, Services, blocking};
-use crate::formats::model_file;
+use crate::formats::{model_file, onnx};
 use crate::store::ModelRecord;
 use crate::validation::Invalid;
 
 /// The download formats, by their `format` query value.
-pub const FORMATS: [&str; 2] = ["safetensors", "kilnz"];
+pub const FORMATS: [&str; 3] = ["safetensors", "kilnz", "onnx"];
 
 /// What to send.
 pub enum Download {
@@ -51,9 +52,14 @@ impl Services {
             .into());
         }
         let bytes = self.blobs.read(&record.sha256).await?;
+        let to_onnx = wanted == "onnx";
         let bytes = blocking(move || {
             let file = model_file::decode(&bytes)?;
-            model_file::encode(&file).map_err(|e| ServiceError::Internal(e.into()))
+            if to_onnx {
+                onnx::export(&file).map_err(|e| ServiceError::Internal(e.into()))
+            } else {
+                model_file::encode(&file).map_err(|e| ServiceError::Internal(e.into()))
+            }
         })
         .await?;
         Ok(Download::Converted { filename, bytes })

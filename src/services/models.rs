@@ -6,7 +6,12 @@ use uuid::Uuid;
 use super::datasets::check_name;
 use super::page::PageRequest;
 use super::{ServiceError, Services, Upload, blocking};
+use crate::formats::detect::{ModelFormat, looks_like_protobuf};
 use crate::formats::model_file::{self, ModelFile};
+use crate::formats::source::Source;
+use crate::formats::{keras, onnx};
+use crate::nn::spec::ArchitectureLimits;
+use crate::validation::Invalid;
 use crate::nn::spec::Architecture;
 use crate::store::{ModelRecord, NewModelRecord};
 
@@ -66,6 +71,7 @@ impl Services {
                 parent_id: None,
                 job_id: None,
                 task: None,
+                source: None,
             })
             .await?;
         tracing::info!(model_id = %record.id, params = record.params, "untrained model created");
@@ -92,40 +98,50 @@ impl Services {
         let default_name = upload
             .filename
             .as_deref()
-            .map(|f| f.trim_end_matches(".safetensors").to_string())
+            .map(strip_model_extension)
             .unwrap_or_else(|| "model".into());
         let name = check_name(name, &default_name)?;
         let bytes = self.blobs.read(&upload.blob.sha256).await?;
         let limits = self.settings.architecture_limits();
-        let (meta, summary) = blocking(move || {
-            let file = model_file::decode(&bytes)?;
-            file.meta
-                .architecture
-                .check(&limits)
-                .map_err(|e| e.prefixed("file.architecture"))?;
-            let summary = Summary::of(&file);
-            Ok((file.meta, summary))
-        })
-        .await?;
+        let (file, imported) = blocking(move || read_model_upload(&bytes, &limits)).await?;
+        let summary = Summary::of(&file);
+        let meta = file.meta.clone();
+        // An imported model is stored as a kiln file; the original bytes are not kept.
+        let (sha256, size_bytes) = match imported {
+            None => (upload.blob.sha256.clone(), upload.blob.size_bytes),
+            Some(bytes) => {
+                let blob = self.blobs.put_bytes(&bytes).await?;
+                (blob.sha256, blob.size_bytes)
+            }
+        };
         let record = self
             .store
             .insert_model(NewModelRecord {
                 id: Uuid::now_v7(),
                 name,
-                architecture: meta.architecture,
+                architecture: meta.architecture.clone(),
                 params: summary.params as i64,
                 nonzero_params: summary.nonzero_params as i64,
-                size_bytes: upload.blob.size_bytes as i64,
+                size_bytes: size_bytes as i64,
                 dtype: summary.dtype,
-                sha256: upload.blob.sha256.clone(),
+                sha256: sha256.clone(),
                 trained: meta.trained,
                 // Lineage in the file may name models of another kiln; this one knows only its own.
                 parent_id: None,
                 job_id: None,
                 task: meta.task.map(|t| t.as_str().to_string()),
+                source: Source::read(&meta),
             })
             .await?;
-        tracing::info!(model_id = %record.id, params = record.params, "model uploaded");
+        if sha256 != upload.blob.sha256 {
+            self.discard_upload(upload).await;
+        }
+        tracing::info!(
+            model_id = %record.id,
+            params = record.params,
+            source = record.source.as_ref().map_or("kiln", |s| s.0.format.as_str()),
+            "model uploaded"
+        );
         Ok(record)
     }
 
@@ -154,6 +170,47 @@ impl Services {
         }
         Ok(())
     }
+}
+
+/// `name.onnx` → `name`, for the extensions of the files kiln reads.
+fn strip_model_extension(filename: &str) -> String {
+    [".safetensors", ".kilnz", ".onnx", ".keras"]
+        .iter()
+        .find_map(|ext| filename.strip_suffix(ext))
+        .unwrap_or(filename)
+        .to_string()
+}
+
+/// Reads an uploaded model file of any format kiln takes, told by its content. Returns the
+/// model and, for ONNX and Keras files, the kiln safetensors file to store in their place.
+fn read_model_upload(
+    bytes: &[u8],
+    limits: &ArchitectureLimits,
+) -> Result<(ModelFile, Option<Vec<u8>>), ServiceError> {
+    let file = match ModelFormat::detect(bytes) {
+        ModelFormat::Safetensors | ModelFormat::Kilnz => {
+            let file = model_file::decode(bytes)?;
+            file.meta
+                .architecture
+                .check(limits)
+                .map_err(|e| e.prefixed("file.architecture"))?;
+            return Ok((file, None));
+        }
+        ModelFormat::Keras => keras::import(bytes, limits)?,
+        ModelFormat::Onnx => onnx::import(bytes, limits).map_err(|e| {
+            if looks_like_protobuf(bytes) {
+                e
+            } else {
+                Invalid::one(
+                    "file",
+                    "not a model file kiln reads: expected a kiln safetensors or kilnz file, \
+                     an ONNX model or a Keras .keras file",
+                )
+            }
+        })?,
+    };
+    let stored = model_file::encode(&file).map_err(|e| ServiceError::Internal(e.into()))?;
+    Ok((file, Some(stored)))
 }
 
 /// Most rows one predict call takes; larger batches belong in an evaluate job.

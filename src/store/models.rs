@@ -5,6 +5,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::{Store, StoreError, now_ms};
+use crate::formats::source::Source;
 use crate::nn::spec::Architecture;
 
 /// A model as stored: its architecture, size, lineage and the blob of its file.
@@ -28,6 +29,8 @@ pub struct ModelRecord {
     /// The job that produced it.
     pub job_id: Option<Uuid>,
     pub task: Option<String>,
+    /// Where an imported model came from (and, for derived models, their ancestor).
+    pub source: Option<Json<Source>>,
 }
 
 /// What `insert_model` (and a job's completion) writes; `created_at` is set by the store.
@@ -45,6 +48,7 @@ pub struct NewModelRecord {
     pub parent_id: Option<Uuid>,
     pub job_id: Option<Uuid>,
     pub task: Option<String>,
+    pub source: Option<Source>,
 }
 
 pub(crate) async fn insert_model<'e, E>(
@@ -56,8 +60,8 @@ where
 {
     sqlx::query_as(
         "INSERT INTO models (id, name, created_at, architecture, params, nonzero_params, size_bytes,
-                             dtype, sha256, trained, parent_id, job_id, task)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                             dtype, sha256, trained, parent_id, job_id, task, source)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          RETURNING *",
     )
     .bind(new.id)
@@ -73,6 +77,7 @@ where
     .bind(new.parent_id)
     .bind(new.job_id)
     .bind(new.task)
+    .bind(new.source.map(Json))
     .fetch_one(executor)
     .await
 }

@@ -64,6 +64,7 @@ pub(crate) fn new_model(job_id: Option<Uuid>) -> NewModelRecord {
         parent_id: None,
         job_id,
         task: None,
+        source: None,
     }
 }
 

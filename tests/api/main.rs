@@ -5,6 +5,7 @@ mod bad_input;
 mod blob_gc;
 mod distill;
 mod helpers;
+mod interop;
 mod jobs;
 mod optimize;
 mod quantize;

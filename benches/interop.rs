@@ -1,0 +1,70 @@
+//! ONNX in and out: how long kiln takes to read a LeNet-300-100 ONNX file into its
+//! own network, and to write one (fp32 and int8 QDQ), in process.
+//!
+//! `cargo bench --bench interop` (add `-- --quick` for a short run). Upload round
+//! trips over HTTP, a `.keras` file, and the exported int8 graph in ONNX Runtime
+//! are measured by `scripts/interop_bench.sh`.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use kiln::formats::model_file::ModelFile;
+use kiln::formats::onnx;
+use kiln::formats::quantized::Quantization;
+use kiln::nn::quant::qmodel::{QuantConfig, QuantMode, QuantizedModel};
+use kiln::nn::quant::scheme::{Granularity, Scheme};
+use kiln::nn::spec::{Architecture, ArchitectureLimits};
+
+const LENET_300_100: &str = r#"{"input_dim": 784, "layers": [
+    {"type": "dense", "units": 300, "activation": "relu"},
+    {"type": "dense", "units": 100, "activation": "relu"},
+    {"type": "dense", "units": 10, "activation": "softmax"}]}"#;
+
+fn lenet() -> ModelFile {
+    let arch: Architecture = serde_json::from_str(LENET_300_100).expect("architecture parses");
+    let mut file = ModelFile::untrained(&arch, 1);
+    file.meta.trained = true;
+    file
+}
+
+/// The same network quantized to dynamic int8, per-channel symmetric weights.
+fn lenet_int8() -> ModelFile {
+    let mut file = lenet();
+    let config = QuantConfig {
+        mode: QuantMode::Dynamic,
+        scheme: Scheme::Symmetric,
+        granularity: Granularity::PerChannel,
+    };
+    let q = QuantizedModel::build(&file.model, &config, &[], None).expect("quantizes");
+    file.model = q.dequantized();
+    file.meta.dtype = "int8".into();
+    file.meta.quantization = Some(Quantization {
+        config,
+        layers: q.layers().to_vec(),
+    });
+    file
+}
+
+fn interop(c: &mut Criterion) {
+    let mut group = c.benchmark_group("onnx");
+    group
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(500));
+    let fp32 = lenet();
+    let int8 = lenet_int8();
+    let bytes = onnx::export(&fp32).expect("exports");
+    group.throughput(Throughput::Bytes(bytes.len() as u64));
+    group.bench_function(BenchmarkId::new("import", "lenet-300-100 fp32"), |b| {
+        b.iter(|| onnx::import(black_box(&bytes), &ArchitectureLimits::default()).expect("imports"))
+    });
+    for (name, file) in [("fp32", &fp32), ("int8 dynamic", &int8)] {
+        group.bench_function(BenchmarkId::new("export", format!("lenet-300-100 {name}")), |b| {
+            b.iter(|| onnx::export(black_box(file)).expect("exports"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, interop);
+criterion_main!(benches);
