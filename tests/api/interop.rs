@@ -57,12 +57,20 @@ fn max_abs_diff(a: &Value, b: &Value) -> f64 {
         v.as_array()
             .expect("rows")
             .iter()
-            .flat_map(|r| r.as_array().expect("row").iter().map(|x| x.as_f64().expect("number")))
+            .flat_map(|r| {
+                r.as_array()
+                    .expect("row")
+                    .iter()
+                    .map(|x| x.as_f64().expect("number"))
+            })
             .collect()
     };
     let (a, b) = (flat(a), flat(b));
     assert_eq!(a.len(), b.len());
-    a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
 
 /// A trained 6-16-1 sigmoid model and its (binary) training set: `(model, dataset)` ids.
@@ -86,7 +94,10 @@ async fn a_model_downloaded_as_onnx_uploads_again_with_the_same_predictions() {
     assert_eq!(again["source"]["producer_name"], "kiln");
     assert_eq!(again["trained"], true);
     let x = rows(20, 6);
-    let d = max_abs_diff(&app.predict(&model, &x).await, &app.predict(&id(&again), &x).await);
+    let d = max_abs_diff(
+        &app.predict(&model, &x).await,
+        &app.predict(&id(&again), &x).await,
+    );
     assert!(d <= 1e-6, "max abs diff {d}");
 }
 
@@ -102,8 +113,10 @@ async fn an_imported_model_keeps_its_graph_names_through_quantization_and_export
     assert_eq!(imported["source"]["output_name"], "class_probabilities");
 
     let done = app
-        .run_job(json!({"kind": "quantize", "model": id(&imported), "dataset": train,
-            "params": {"mode": "static", "granularity": "per_channel"}}))
+        .run_job(
+            json!({"kind": "quantize", "model": id(&imported), "dataset": train,
+            "params": {"mode": "static", "granularity": "per_channel"}}),
+        )
         .await;
     let quantized = done["result"]["model_id"].as_str().expect("model id");
     let view: Value = app
@@ -113,11 +126,17 @@ async fn an_imported_model_keeps_its_graph_names_through_quantization_and_export
         .await
         .expect("json");
     assert_eq!(view["dtype"], "int8");
-    assert_eq!(view["source"], imported["source"], "a derived model keeps its source");
+    assert_eq!(
+        view["source"], imported["source"],
+        "a derived model keeps its source"
+    );
 
     let exported = download_onnx(&app, quantized).await;
     let g = exported.graph.as_ref().expect("graph");
-    assert_eq!(g.input.iter().map(|i| i.name()).collect::<Vec<_>>(), ["pixels"]);
+    assert_eq!(
+        g.input.iter().map(|i| i.name()).collect::<Vec<_>>(),
+        ["pixels"]
+    );
     assert_eq!(
         g.output.iter().map(|o| o.name()).collect::<Vec<_>>(),
         ["class_probabilities"]
@@ -176,7 +195,14 @@ async fn malformed_onnx_files_are_rejected_naming_the_node_and_why() {
         };
         let g = good.graph.as_ref().expect("graph");
         let first = g.node[0].name().to_string();
-        let last = g.node[g.node.len() - 1].name().to_string();
+        // The last dense node, which reads the weight the shape case breaks.
+        let last_dense = g
+            .node
+            .iter()
+            .rev()
+            .find(|n| matches!(n.op_type(), "Gemm" | "MatMul"))
+            .map(|n| n.name().to_string())
+            .expect("a dense node");
         let w = g.initializer[first_weight(g)].name().to_string();
         vec![
             (
@@ -213,7 +239,7 @@ async fn malformed_onnx_files_are_rejected_naming_the_node_and_why() {
                         .expect("weight");
                     set_floats(&mut g.initializer[i], vec![5, 2], &[0.5; 10]);
                 }),
-                vec![last.clone()],
+                vec![last_dense.clone(), "5 input features".into()],
             ),
             (
                 "weights of the wrong length",

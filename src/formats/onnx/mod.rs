@@ -8,6 +8,8 @@
 pub mod check;
 pub mod export;
 pub mod import;
+#[cfg(test)]
+mod interpret;
 #[allow(clippy::all, clippy::pedantic, rustdoc::all, missing_docs)]
 pub mod proto;
 
