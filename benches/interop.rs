@@ -59,9 +59,10 @@ fn interop(c: &mut Criterion) {
         b.iter(|| onnx::import(black_box(&bytes), &ArchitectureLimits::default()).expect("imports"))
     });
     for (name, file) in [("fp32", &fp32), ("int8 dynamic", &int8)] {
-        group.bench_function(BenchmarkId::new("export", format!("lenet-300-100 {name}")), |b| {
-            b.iter(|| onnx::export(black_box(file)).expect("exports"))
-        });
+        group.bench_function(
+            BenchmarkId::new("export", format!("lenet-300-100 {name}")),
+            |b| b.iter(|| onnx::export(black_box(file)).expect("exports")),
+        );
     }
     group.finish();
 }

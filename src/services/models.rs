@@ -10,10 +10,10 @@ use crate::formats::detect::{ModelFormat, looks_like_protobuf};
 use crate::formats::model_file::{self, ModelFile};
 use crate::formats::source::Source;
 use crate::formats::{keras, onnx};
-use crate::nn::spec::ArchitectureLimits;
-use crate::validation::Invalid;
 use crate::nn::spec::Architecture;
+use crate::nn::spec::ArchitectureLimits;
 use crate::store::{ModelRecord, NewModelRecord};
+use crate::validation::Invalid;
 
 /// What the model rows record about a model file.
 struct Summary {

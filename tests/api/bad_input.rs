@@ -419,7 +419,10 @@ async fn a_download_format_the_model_cannot_give_is_rejected_naming_the_format()
         .get(&format!("/v1/models/{id}/download?format=torchscript"))
         .await;
     let problem = assert_problem(res, 422, "format").await;
-    assert!(problem.to_string().contains("onnx"), "the formats are listed: {problem}");
+    assert!(
+        problem.to_string().contains("onnx"),
+        "the formats are listed: {problem}"
+    );
     // Only a compressed model has a kilnz form.
     let res = app
         .get(&format!("/v1/models/{id}/download?format=kilnz"))
