@@ -58,7 +58,8 @@ def test_fp32_exports_run_in_onnx_runtime_to_kilns_outputs(kiln, base, what, kin
     data, m = exported(kiln, model["id"], model["source"])
     if what == "magnitude-pruned":
         zeros = sum(int((onnx.numpy_helper.to_array(t) == 0).sum()) for t in m.graph.initializer)
-        assert zeros >= 0.75 * model["params"]
+        # Every weight the job pruned is a stored zero in the dense initializers.
+        assert zeros >= model["params"] - model["nonzero_params"] > 0.7 * model["params"]
     if what == "neuron-pruned":
         assert model["params"] < base["model"]["params"] * 0.6
     outs, _ = ort_run(data, base["x"])

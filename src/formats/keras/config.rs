@@ -157,17 +157,38 @@ pub fn dtype_name(dtype: &Value) -> Option<String> {
 
 /// The width `n` of a shape `[null, n]`, or a description of why it is not flat.
 pub fn flat_width(shape: &Value) -> Result<u64, String> {
-    let dims = shape
-        .as_array()
-        .ok_or_else(|| format!("has input shape {shape}, which is not a list"))?;
-    match dims.as_slice() {
-        [batch, n] if batch.is_null() || batch.is_u64() => n
-            .as_u64()
-            .ok_or_else(|| format!("has input shape {shape}, with no fixed width")),
-        _ => Err(format!(
+    match row_width(shape)? {
+        (n, false) => Ok(n),
+        (_, true) => Err(format!(
             "has input shape {shape}; kiln models take flat rows, [batch, features]"
         )),
     }
+}
+
+/// The features per row of a shape `[null, d1, d2, …]` (their product, in the row-major
+/// order `Flatten` reads them) and whether it has more than one feature axis.
+pub fn row_width(shape: &Value) -> Result<(u64, bool), String> {
+    let dims = shape
+        .as_array()
+        .ok_or_else(|| format!("has input shape {shape}, which is not a list"))?;
+    let [batch, rest @ ..] = dims.as_slice() else {
+        return Err(format!("has input shape {shape}, with no batch axis"));
+    };
+    if rest.is_empty() || !(batch.is_null() || batch.is_u64()) {
+        return Err(format!(
+            "has input shape {shape}; kiln models take flat rows, [batch, features]"
+        ));
+    }
+    let mut width: u64 = 1;
+    for d in rest {
+        let d = d
+            .as_u64()
+            .ok_or_else(|| format!("has input shape {shape}, with no fixed width"))?;
+        width = width
+            .checked_mul(d)
+            .ok_or_else(|| format!("has input shape {shape}, more features than can exist"))?;
+    }
+    Ok((width, rest.len() > 1))
 }
 
 /// The layer names referenced by `keras_history` entries anywhere inside `node`

@@ -1,7 +1,8 @@
 //! Keras layers → kiln's layer list.
 //!
 //! kiln's network is a list of Dense and Dropout layers with one activation each, so
-//! `InputLayer` gives the input width, `Flatten` of flat rows is a no-op, and an
+//! `InputLayer` gives the input width, `Flatten` is a no-op (kiln's rows are the flattened
+//! input, in row-major order, when the input has more than one feature axis), and an
 //! `Activation` layer is folded into the linear Dense right before it. Anything else
 //! is refused naming the layer, its class and why; nothing is silently approximated.
 
@@ -10,7 +11,7 @@ use serde_json::Value;
 
 use super::config::{
     ActivationConfig, DenseConfig, DropoutConfig, FlattenConfig, InputConfig, LayerConfig,
-    ModelConfig, dtype_name, flat_width,
+    ModelConfig, dtype_name, flat_width, row_width,
 };
 use super::{invalid, layer_label};
 use crate::nn::spec::{Activation, LayerSpec};
@@ -64,6 +65,8 @@ pub fn plan(model: &ModelConfig) -> Result<Plan, Invalid> {
     };
     let mut input: Option<u64> = None;
     let mut dense_seen = 0;
+    // The InputLayer's shape while it has several feature axes that no Flatten has folded.
+    let mut unflattened: Option<(String, Value)> = None;
     // Whether the last kiln layer is a linear Dense an Activation layer may fold into.
     let mut foldable = false;
     for (i, layer) in layers.iter().enumerate() {
@@ -84,7 +87,11 @@ pub fn plan(model: &ModelConfig) -> Result<Plan, Invalid> {
                 let shape = c.batch_shape.or(c.batch_input_shape).ok_or_else(|| {
                     refuse("has no batch_shape, so the input width is unknown".into())
                 })?;
-                input = Some(flat_width(&shape).map_err(&refuse)?);
+                let (width, multi) = row_width(&shape).map_err(&refuse)?;
+                if multi {
+                    unflattened = Some((name.clone(), shape));
+                }
+                input = Some(width);
                 plan.input_name = name.clone();
             }
             "Dense" => {
@@ -102,6 +109,12 @@ pub fn plan(model: &ModelConfig) -> Result<Plan, Invalid> {
                 }
                 if input.is_none() {
                     input = Some(sequential_input_width(model, layer).map_err(&refuse)?);
+                }
+                if let Some((from, shape)) = &unflattened {
+                    return Err(refuse(format!(
+                        "reads the {shape} input of \"{from}\" without a Flatten; kiln's Dense \
+                         layers take flat rows, [batch, features] (add a Flatten first)"
+                    )));
                 }
                 let activation = activation(c.activation.as_ref()).map_err(&refuse)?;
                 let units = usize::try_from(c.units)
@@ -163,10 +176,16 @@ pub fn plan(model: &ModelConfig) -> Result<Plan, Invalid> {
             "Flatten" => {
                 let c: FlattenConfig = typed(layer)?;
                 float32(layer, c.dtype.as_ref())?;
-                // Only flat rows get this far: InputLayer refuses any other shape.
-                plan.notes.push(format!(
-                    "Flatten layer \"{name}\" dropped: its input is already flat"
-                ));
+                match unflattened.take() {
+                    Some((from, shape)) => plan.notes.push(format!(
+                        "Flatten layer \"{name}\" dropped: kiln's rows are the {shape} input of \
+                         \"{from}\" flattened in row-major order, {} features",
+                        input.unwrap_or(0)
+                    )),
+                    None => plan.notes.push(format!(
+                        "Flatten layer \"{name}\" dropped: its input is already flat"
+                    )),
+                }
             }
             _ => return Err(invalid(format!("{}: {SUPPORTED}", layer_label(layer)))),
         }

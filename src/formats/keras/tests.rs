@@ -268,7 +268,11 @@ fn layer_options_kiln_lacks_are_refused_with_the_reason() {
         ),
         (
             Box::new(|c| c["config"]["layers"][0]["config"]["batch_shape"] = json!([null, 10, 10])),
-            vec!["layer \"input_layer\" (InputLayer)", "flat rows"],
+            vec![
+                "layer \"dense\" (Dense)",
+                "[null,10,10]",
+                "without a Flatten",
+            ],
         ),
         (
             Box::new(|c| {
