@@ -65,8 +65,10 @@ class Kiln:
     def predict(self, model_id, x):
         out = []
         x = np.asarray(x, dtype=np.float32)
-        for start in range(0, len(x), 5000):
-            chunk = x[start:start + 5000]
+        # JSON bodies are capped at 2 MB (axum's default): ~12 bytes per number.
+        step = max(1, 1_500_000 // (12 * x.shape[1]))
+        for start in range(0, len(x), step):
+            chunk = x[start:start + step]
             out.extend(self.call("POST", f"/v1/models/{model_id}/predict", {"inputs": chunk.tolist()})["outputs"])
         return np.asarray(out, dtype=np.float32)
 

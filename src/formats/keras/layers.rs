@@ -17,9 +17,18 @@ use super::{invalid, layer_label};
 use crate::nn::spec::{Activation, LayerSpec};
 use crate::validation::Invalid;
 
-const KNOWN: [&str; 5] = ["InputLayer", "Dense", "Dropout", "Activation", "Flatten"];
-const SUPPORTED: &str =
-    "kiln imports dense networks (InputLayer, Dense, Dropout, Activation, Flatten)";
+const KNOWN: [&str; 8] = [
+    "InputLayer",
+    "Dense",
+    "Dropout",
+    "Activation",
+    "ReLU",
+    "LeakyReLU",
+    "Softmax",
+    "Flatten",
+];
+const SUPPORTED: &str = "kiln imports dense networks (InputLayer, Dense, Dropout, Activation, \
+                         ReLU, LeakyReLU, Softmax, Flatten)";
 /// The Keras name of InputLayer's default, used when a Sequential model has none.
 const DEFAULT_INPUT_NAME: &str = "input_layer";
 
@@ -144,13 +153,20 @@ pub fn plan(model: &ModelConfig) -> Result<Plan, Invalid> {
                 plan.origins.push((name.clone(), layer.class_name.clone()));
                 foldable = false;
             }
-            "Activation" => {
-                let c: ActivationConfig = typed(layer)?;
-                float32(layer, c.dtype.as_ref())?;
-                let act = activation(c.activation.as_ref()).map_err(&refuse)?;
+            "Activation" | "ReLU" | "LeakyReLU" | "Softmax" => {
+                let act = if layer.class_name == "Activation" {
+                    let c: ActivationConfig = typed(layer)?;
+                    float32(layer, c.dtype.as_ref())?;
+                    activation(c.activation.as_ref()).map_err(&refuse)?
+                } else {
+                    float32(layer, layer.config.get("dtype"))?;
+                    activation_layer(layer).map_err(&refuse)?
+                };
                 if act == Activation::Linear {
-                    plan.notes
-                        .push(format!("Activation layer \"{name}\" (linear) dropped"));
+                    plan.notes.push(format!(
+                        "{} layer \"{name}\" (linear) dropped",
+                        layer.class_name
+                    ));
                 } else if foldable
                     && let Some(LayerSpec::Dense { activation, .. }) = plan.layers.last_mut()
                 {
@@ -162,13 +178,14 @@ pub fn plan(model: &ModelConfig) -> Result<Plan, Invalid> {
                         .map(|o| o.0.as_str())
                         .unwrap_or_default();
                     plan.notes.push(format!(
-                        "Activation layer \"{name}\" folded into Dense \"{into}\""
+                        "{} layer \"{name}\" folded into Dense \"{into}\"",
+                        layer.class_name
                     ));
                 } else {
                     return Err(refuse(
                         "does not follow a Dense layer with a linear activation; kiln applies \
-                         one activation per Dense layer, so only such an Activation can be folded \
-                         into it"
+                         one activation per Dense layer, so only such an activation layer can be \
+                         folded into it"
                             .into(),
                     ));
                 }
@@ -245,6 +262,48 @@ fn float32(layer: &LayerConfig, dtype: Option<&Value>) -> Result<(), Invalid> {
             "{} has dtype {d}; kiln imports float32 models",
             layer_label(layer)
         ))),
+    }
+}
+
+/// The activation of a `ReLU`, `LeakyReLU` or `Softmax` layer, when kiln has it exactly.
+fn activation_layer(layer: &LayerConfig) -> Result<Activation, String> {
+    let c = &layer.config;
+    let num = |key: &str| c.get(key).and_then(Value::as_f64);
+    match layer.class_name.as_str() {
+        "ReLU" => {
+            let plain = c.get("max_value").is_none_or(Value::is_null)
+                && num("negative_slope").unwrap_or(0.0) == 0.0
+                && num("threshold").unwrap_or(0.0) == 0.0;
+            if plain {
+                Ok(Activation::Relu)
+            } else {
+                Err(
+                    "has max_value, negative_slope or threshold set; kiln's relu is max(x, 0)"
+                        .into(),
+                )
+            }
+        }
+        "LeakyReLU" => {
+            // Keras 3 saves `negative_slope` (default 0.3); older files `alpha`.
+            let slope = num("negative_slope")
+                .or_else(|| num("alpha"))
+                .unwrap_or(0.3);
+            let kiln = f64::from(crate::nn::activation::LEAKY_RELU_SLOPE);
+            if (slope - kiln).abs() < 1e-6 {
+                Ok(Activation::LeakyRelu)
+            } else {
+                Err(format!(
+                    "has negative_slope {slope}; kiln's leaky_relu has the fixed slope 0.01"
+                ))
+            }
+        }
+        _ => match c.get("axis") {
+            None | Some(Value::Null) => Ok(Activation::Softmax),
+            Some(a) if a.as_i64() == Some(-1) || a.as_i64() == Some(1) => Ok(Activation::Softmax),
+            Some(a) => Err(format!(
+                "is a softmax over axis {a}; kiln's softmax is over the features"
+            )),
+        },
     }
 }
 

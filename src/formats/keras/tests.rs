@@ -345,3 +345,62 @@ fn truncated_and_corrupted_files_are_refused_without_panicking() {
         let _ = import(&bytes, &limits());
     }
 }
+
+/// The sequential fixture with Dense `dense_at`'s activation moved into a layer of `class`.
+fn activation_layer_after(dense_at: usize, class: &str, config: Value) -> Vec<u8> {
+    with_config(SEQUENTIAL, |c| {
+        c["config"]["layers"][dense_at]["config"]["activation"] = json!("linear");
+        let mut cfg = config.clone();
+        cfg["name"] = json!(format!("{}_layer", class.to_lowercase()));
+        let entry = json!({"module": "keras.layers", "class_name": class, "config": cfg});
+        c["config"]["layers"]
+            .as_array_mut()
+            .expect("layers")
+            .insert(dense_at + 1, entry);
+    })
+}
+
+#[test]
+fn relu_layers_fold_into_the_dense_before_them_and_variants_kiln_lacks_are_refused() {
+    let relu = activation_layer_after(
+        1,
+        "ReLU",
+        json!({"max_value": null, "negative_slope": 0.0, "threshold": 0.0}),
+    );
+    let file = import(&relu, &limits()).expect("imports");
+    assert_eq!(
+        file.meta.architecture.layers[0],
+        dense(64, Activation::Relu, true)
+    );
+    assert_predicts_like_keras(&file, SEQUENTIAL_IO);
+    let notes = Source::read(&file.meta).expect("source").notes.join(" | ");
+    assert!(
+        notes.contains("ReLU layer \"relu_layer\" folded into Dense"),
+        "{notes}"
+    );
+
+    for (class, config, phrases) in [
+        (
+            "ReLU",
+            json!({"max_value": 6.0}),
+            vec!["layer \"relu_layer\" (ReLU)", "max_value"],
+        ),
+        (
+            "LeakyReLU",
+            json!({"negative_slope": 0.3}),
+            vec!["(LeakyReLU)", "0.3", "0.01"],
+        ),
+        ("Softmax", json!({"axis": 0}), vec!["(Softmax)", "axis 0"]),
+    ] {
+        assert_mentions(
+            &refusal(&activation_layer_after(1, class, config)),
+            &phrases,
+        );
+    }
+    let leaky = activation_layer_after(1, "LeakyReLU", json!({"negative_slope": 0.01}));
+    let file = import(&leaky, &limits()).expect("a 0.01 slope is kiln's leaky_relu");
+    assert_eq!(
+        file.meta.architecture.layers[0],
+        dense(64, Activation::LeakyRelu, true)
+    );
+}
