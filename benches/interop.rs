@@ -1,5 +1,6 @@
 //! ONNX in and out: how long kiln takes to read a LeNet-300-100 ONNX file into its
-//! own network, and to write one (fp32 and int8 QDQ), in process.
+//! own network (against decoding the same network from kiln's own safetensors file, in
+//! the same run), a `.keras` file saved by Keras, and to write ONNX (fp32 and int8 QDQ).
 //!
 //! `cargo bench --bench interop` (add `-- --quick` for a short run). Upload round
 //! trips over HTTP, a `.keras` file, and the exported int8 graph in ONNX Runtime
@@ -55,6 +56,20 @@ fn interop(c: &mut Criterion) {
     let int8 = lenet_int8();
     let bytes = onnx::export(&fp32).expect("exports");
     group.throughput(Throughput::Bytes(bytes.len() as u64));
+    // The baseline in the same run: reading the same network from kiln's own file.
+    let own = kiln::formats::model_file::encode(&fp32).expect("encodes");
+    group.bench_function(
+        BenchmarkId::new("decode kiln safetensors", "lenet-300-100 fp32"),
+        |b| b.iter(|| kiln::formats::model_file::decode(black_box(&own)).expect("decodes")),
+    );
+    // A .keras file saved by Keras (the source document's model, tests/fixtures/keras).
+    let keras_file: &[u8] = include_bytes!("../tests/fixtures/keras/sequential.keras");
+    group.bench_function(BenchmarkId::new("import", "keras 100-64-32-1"), |b| {
+        b.iter(|| {
+            kiln::formats::keras::import(black_box(keras_file), &ArchitectureLimits::default())
+                .expect("imports")
+        })
+    });
     group.bench_function(BenchmarkId::new("import", "lenet-300-100 fp32"), |b| {
         b.iter(|| onnx::import(black_box(&bytes), &ArchitectureLimits::default()).expect("imports"))
     });
