@@ -15,14 +15,11 @@ import onnxruntime as ort
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "interop"))
 from conftest import Kiln  # noqa: E402
+from kiln_api import LENET  # noqa: E402
 
 URL, TRAIN, TEST, WORK, KILN_BIN, TEST_NPZ = sys.argv[1:7]
 EPOCHS = int(os.environ.get("EPOCHS", "10"))
 RUNS = int(os.environ.get("RUNS", "5"))
-LENET = {"input_dim": 784, "layers": [
-    {"type": "dense", "units": 300, "activation": "relu"},
-    {"type": "dense", "units": 100, "activation": "relu"},
-    {"type": "dense", "units": 10, "activation": "softmax"}]}
 
 kiln = Kiln(URL)
 test = np.load(TEST_NPZ)

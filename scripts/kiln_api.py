@@ -16,22 +16,44 @@ LENET = {
 }
 
 
+class ApiError(Exception):
+    """A 4xx/5xx answer: its status and (JSON-decoded where it is JSON) body."""
+
+    def __init__(self, status, body):
+        super().__init__(f"{status}: {body}")
+        self.status = status
+        self.body = body
+
+
+def request(url, method, path, body=None, raw=None, headers=None):
+    """One call: a JSON body or raw bytes; returns decoded JSON or the bytes, raises ApiError."""
+    data = json.dumps(body).encode() if body is not None else raw
+    h = {"Content-Type": "application/json"} if body is not None else {}
+    h.update(headers or {})
+    req = urllib.request.Request(url + path, data=data, method=method, headers=h)
+    try:
+        with urllib.request.urlopen(req, timeout=600) as r:
+            payload = r.read()
+            return json.loads(payload) if r.headers.get_content_type().endswith("json") else payload
+    except urllib.error.HTTPError as e:
+        text = e.read().decode(errors="replace")
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            answer = text
+        raise ApiError(e.code, answer) from None
+
+
 class Kiln:
     def __init__(self, url, eval_dataset=None):
         self.url = url.rstrip("/")
         self.eval_dataset = eval_dataset
 
     def call(self, method, path, body=None, raw=None, headers=None):
-        data = json.dumps(body).encode() if body is not None else raw
-        h = {"Content-Type": "application/json"} if body is not None else {}
-        h.update(headers or {})
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers=h)
         try:
-            with urllib.request.urlopen(req, timeout=600) as r:
-                payload = r.read()
-                return json.loads(payload) if r.headers.get_content_type().endswith("json") else payload
-        except urllib.error.HTTPError as e:
-            sys.exit(f"error: {method} {path} answered {e.code}: {e.read().decode(errors='replace')}")
+            return request(self.url, method, path, body, raw, headers)
+        except ApiError as e:
+            sys.exit(f"error: {method} {path} answered {e.status}: {e.body}")
 
     def job(self, kind, model, params, dataset):
         """Runs a job to success; returns (seconds from POST to succeeded, job)."""

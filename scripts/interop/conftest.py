@@ -1,48 +1,29 @@
 """Shared pieces of the interop tests: a kiln client that raises on errors, and helpers to
 run ONNX files in ONNX Runtime. The server comes from $KILN_URL (scripts/interop/run.sh starts one)."""
 import io
-import json
 import os
+import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 
 import numpy as np
 import pytest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from kiln_api import ApiError, request  # noqa: E402,F401  (ApiError is the tests' too)
+
 os.environ.setdefault("KERAS_BACKEND", "numpy")
 
 
-class ApiError(Exception):
-    def __init__(self, status, body):
-        super().__init__(f"{status}: {body}")
-        self.status = status
-        self.body = body
-
-
 class Kiln:
+    """The interop tests' client: errors raise ApiError (from scripts/kiln_api.py) so a test can
+    assert on a refusal's status and problem document."""
+
     def __init__(self, url):
         self.url = url.rstrip("/")
 
     def call(self, method, path, body=None, raw=None, headers=None):
-        data = json.dumps(body).encode() if body is not None else raw
-        h = {"Content-Type": "application/json"} if body is not None else {}
-        h.update(headers or {})
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers=h)
-        try:
-            with urllib.request.urlopen(req, timeout=600) as r:
-                payload = r.read()
-                if r.headers.get_content_type().endswith("json"):
-                    return json.loads(payload)
-                return payload
-        except urllib.error.HTTPError as e:
-            text = e.read().decode(errors="replace")
-            try:
-                body = json.loads(text)
-            except ValueError:
-                body = text
-            raise ApiError(e.code, body) from None
+        return request(self.url, method, path, body, raw, headers)
 
     def upload(self, path, content, name, fields=None):
         boundary = uuid.uuid4().hex

@@ -63,6 +63,15 @@ impl Value {
     }
 }
 
+/// The largest elementwise |a − b| of two matrices of one shape.
+pub fn max_abs_diff(a: &Array2<f32>, b: &Array2<f32>) -> f32 {
+    assert_eq!(a.dim(), b.dim(), "shapes differ");
+    a.iter()
+        .zip(b)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0, f32::max)
+}
+
 /// Runs `model` on `inputs` (by graph input name); returns every graph output by name.
 pub fn run(model: &ModelProto, inputs: &[(&str, Value)]) -> Result<HashMap<String, Value>, String> {
     let graph = model.graph.as_ref().ok_or("no graph")?;
@@ -200,25 +209,16 @@ fn eval(node: &NodeProto, args: &[&Value]) -> Result<Vec<Value>, String> {
         }
         "Reshape" => {
             let (x, shape) = (arg(0)?, arg(1)?);
-            let known: usize = shape
-                .data
-                .iter()
-                .zip(&x.dims)
-                .map(|(&d, &own)| match d {
-                    0.0 => own,
-                    d if d > 0.0 => d as usize,
-                    _ => 1,
-                })
-                .product();
-            let dims = shape
-                .data
-                .iter()
-                .zip(&x.dims)
-                .map(|(&d, &own)| match d {
-                    0.0 => own,
-                    d if d > 0.0 => d as usize,
-                    _ => x.data.len() / known.max(1),
-                })
+            // 0 copies the input's size, -1 takes what the others leave.
+            let size = |(&d, &own): (&f32, &usize)| match d {
+                0.0 => Some(own),
+                d if d > 0.0 => Some(d as usize),
+                _ => None,
+            };
+            let pairs = || shape.data.iter().zip(&x.dims);
+            let known: usize = pairs().filter_map(size).product();
+            let dims = pairs()
+                .map(|p| size(p).unwrap_or(x.data.len() / known.max(1)))
                 .collect();
             one(Value { dims, ..x.clone() })
         }

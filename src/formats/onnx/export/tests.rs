@@ -4,7 +4,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::super::check::check;
-use super::super::interpret::{self, Value};
+use super::super::interpret::{self, Value, max_abs_diff};
 use super::super::proto::tensor_proto::DataType;
 use super::super::proto::{ModelProto, NodeProto};
 use super::*;
@@ -77,14 +77,6 @@ fn interpret_on(model: &ModelProto, x: ArrayView2<f32>) -> Array2<f32> {
         .expect("the output")
         .to_matrix()
         .expect("a matrix")
-}
-
-fn max_abs_diff(a: &Array2<f32>, b: &Array2<f32>) -> f32 {
-    assert_eq!(a.dim(), b.dim());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 fn ops(model: &ModelProto) -> Vec<&str> {

@@ -9,7 +9,7 @@ mod refused;
 use ndarray::{Array2, array};
 
 use super::import;
-use crate::formats::onnx::interpret::{self, Value};
+use crate::formats::onnx::interpret::{self, Value, max_abs_diff};
 use crate::formats::onnx::proto::ModelProto;
 use crate::formats::onnx::proto::tensor_proto::DataType;
 use crate::formats::source::Source;
@@ -30,14 +30,6 @@ fn reference(m: &ModelProto, output: &str, x: &Array2<f32>) -> Array2<f32> {
         .expect("output")
         .to_matrix()
         .expect("matrix")
-}
-
-fn max_abs_diff(a: &Array2<f32>, b: &Array2<f32>) -> f32 {
-    assert_eq!(a.dim(), b.dim());
-    a.iter()
-        .zip(b)
-        .map(|(p, q)| (p - q).abs())
-        .fold(0.0, f32::max)
 }
 
 fn activations(file: &crate::formats::model_file::ModelFile) -> Vec<(usize, Activation, bool)> {
