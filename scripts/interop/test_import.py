@@ -54,6 +54,23 @@ def test_sklearn_mlp_classifier_matches_onnx_runtime_and_scores_the_same(kiln, c
     assert abs(job["result"]["metrics"]["accuracy"] - clf.score(x[400:], y[400:])) < 1e-9
 
 
+def test_a_standard_scaler_pipeline_folds_into_kilns_first_layer(kiln):
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from skl2onnx import to_onnx
+
+    x, y = blobs(500, 8, 3, seed=11)
+    x = x * np.array([1, 10, 100, 0.1, 1, 5, 50, 2], dtype=np.float32) + 3.0
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(16,), max_iter=400,
+                                                         random_state=0)).fit(x[:400], y[:400])
+    onx = to_onnx(pipe, x[:1], options={id(pipe.steps[-1][1]): {"zipmap": False}})
+    model = kiln.upload_model(onx.SerializeToString(), "sk-pipe.onnx")
+    assert any("Scaler" in n for n in model["source"]["notes"]), model["source"]["notes"]
+    outs, _ = ort_run(onx.SerializeToString(), x[400:])
+    assert max_abs_diff(kiln.predict(model["id"], x[400:]), outs["probabilities"]) <= TOL
+
+
 def test_sklearn_mlp_regressor_matches_onnx_runtime(kiln):
     from sklearn.neural_network import MLPRegressor
     from skl2onnx import to_onnx
@@ -205,3 +222,27 @@ def test_a_functional_keras_chain_with_flatten_dropout_and_activations_matches_k
     # Exported to ONNX, the Keras model runs in ONNX Runtime to Keras' outputs.
     outs, _ = ort_run(kiln.download_onnx(model["id"]), x.reshape(64, 10))
     assert max_abs_diff(list(outs.values())[0], m.predict(x, verbose=0)) <= TOL
+
+
+def test_the_source_documents_exact_keras_code_with_input_dim_and_activation_layers(kiln):
+    """`Dense(64, activation='relu', input_dim=100)` as the source document writes it (no Input),
+    and the ReLU / Softmax layer classes after linear Dense layers."""
+    import warnings
+
+    import keras
+
+    keras.utils.set_random_seed(5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = keras.Sequential([
+            keras.layers.Dense(64, activation="relu", input_dim=100),
+            keras.layers.Dense(32),
+            keras.layers.ReLU(),
+            keras.layers.Dense(3),
+            keras.layers.Softmax(),
+        ])
+    model = kiln.upload_model(keras_file(m), "source-doc.keras")
+    assert model["architecture"]["input_dim"] == 100
+    assert [l.get("activation") for l in model["architecture"]["layers"]] == ["relu", "relu", "softmax"]
+    x = RNG.normal(size=(50, 100)).astype(np.float32)
+    assert max_abs_diff(kiln.predict(model["id"], x), m.predict(x, verbose=0)) <= TOL

@@ -45,6 +45,8 @@ struct Walk<'g, 'a> {
     /// The input's fixed batch size, if it has one.
     batch: Option<i64>,
     layers: Vec<Dense>,
+    /// A scikit-learn `Scaler` (`(x − offset) · scale`) waiting to fold into the first layer.
+    scaler: Option<(String, Vec<f32>, Vec<f32>)>,
     visited: HashSet<usize>,
     notes: Vec<String>,
 }
@@ -148,6 +150,7 @@ impl<'g, 'a> Walk<'g, 'a> {
             non_float: None,
             batch: None,
             layers: Vec::new(),
+            scaler: None,
             visited: HashSet::new(),
             notes: Vec::new(),
         };
@@ -228,6 +231,11 @@ impl<'g, 'a> Walk<'g, 'a> {
         let node = self.graph.node(i);
         let desc = self.graph.describe(i);
         self.visited.insert(i);
+        if node.domain() == "ai.onnx.ml" && node.op_type() == "Scaler" {
+            self.scale(node, &desc)?;
+            self.cur = node.output.first().cloned().unwrap_or_default();
+            return Ok(());
+        }
         if !is_default_domain(node) {
             return Err(unsupported(&desc, node));
         }
@@ -491,6 +499,10 @@ impl<'g, 'a> Walk<'g, 'a> {
             )));
         }
         let (k, n) = w.dim();
+        let (w, b) = match self.scaler.take() {
+            Some((by, offset, scale)) => fold_scaler(&by, desc, w, b, &offset, &scale)?,
+            None => (w, b),
+        };
         if let Some(width) = self.width.filter(|&width| width != k) {
             return Err(invalid(format!(
                 "{desc}: weight \"{name}\" takes {k} input features but \"{}\" reaching it has \
@@ -622,6 +634,45 @@ impl<'g, 'a> Walk<'g, 'a> {
         Ok(())
     }
 
+    /// scikit-learn's `StandardScaler` as skl2onnx writes it: kept for the first dense layer.
+    fn scale(&mut self, node: &NodeProto, desc: &str) -> Result<(), Invalid> {
+        self.data_input(node, desc)?;
+        if !self.layers.is_empty() || self.scaler.is_some() || !self.flat {
+            return Err(invalid(format!(
+                "{desc}: a Scaler kiln can fold only into the first dense layer, on flat rows \
+                 before it"
+            )));
+        }
+        let floats = |name: &str| {
+            attr(node, name)
+                .map(|a| a.floats.clone())
+                .unwrap_or_default()
+        };
+        let (offset, scale) = (floats("offset"), floats("scale"));
+        let fits = |v: &[f32]| v.len() == 1 || self.width.is_none_or(|w| v.len() == w);
+        if offset.is_empty() || scale.is_empty() || !fits(&offset) || !fits(&scale) {
+            return Err(invalid(format!(
+                "{desc}: offset ({} values) and scale ({} values) must each hold one value or one \
+                 per feature{}",
+                offset.len(),
+                scale.len(),
+                self.width.map_or(String::new(), |w| format!(" ({w})"))
+            )));
+        }
+        if let Some(t) = self.non_float.take() {
+            self.notes.push(format!(
+                "input \"{}\" is {} in the file; kiln reads float32",
+                self.cur,
+                tensor::type_name(t)
+            ));
+        }
+        self.notes.push(format!(
+            "{desc} ((x − offset) · scale) folded into the first dense layer's weights and bias"
+        ));
+        self.scaler = Some((desc.to_string(), offset, scale));
+        Ok(())
+    }
+
     fn cast(&mut self, node: &NodeProto, desc: &str) -> Result<(), Invalid> {
         self.data_input(node, desc)?;
         let to = attr_i(node, "to", 0);
@@ -641,4 +692,31 @@ impl<'g, 'a> Walk<'g, 'a> {
         }
         Ok(())
     }
+}
+
+/// `((x − o) · s) · W + b = x · (diag(s) W) + (b − (o · s) · W)`: the scaler folded into the
+/// layer it feeds, per input feature `i` (a single offset or scale applies to every feature).
+fn fold_scaler(
+    by: &str,
+    desc: &str,
+    mut w: Array2<f32>,
+    b: Option<Array1<f32>>,
+    offset: &[f32],
+    scale: &[f32],
+) -> Result<(Array2<f32>, Option<Array1<f32>>), Invalid> {
+    let k = w.nrows();
+    let pick = |v: &[f32], i: usize| if v.len() == 1 { v[0] } else { v[i] };
+    if (offset.len() != 1 && offset.len() != k) || (scale.len() != 1 && scale.len() != k) {
+        return Err(invalid(format!(
+            "{by}: offset and scale do not fit the {k} input features of {desc}"
+        )));
+    }
+    let mut shift = b.unwrap_or_else(|| Array1::zeros(w.ncols()));
+    for (i, mut row) in w.rows_mut().into_iter().enumerate() {
+        let s = pick(scale, i);
+        row.mapv_inplace(|v| v * s);
+        let o = pick(offset, i);
+        shift.scaled_add(-o, &row);
+    }
+    Ok((w, Some(shift)))
 }

@@ -62,8 +62,9 @@ const CHAIN_OPS: &[&str] = &[
     "Transpose",
 ];
 
-/// The ONNX-ML ops of classifier tails.
-const ML_OPS: &[&str] = &["ZipMap", "ArrayFeatureExtractor"];
+/// The ONNX-ML ops kiln reads: classifier tails, and `Scaler` (scikit-learn's
+/// `StandardScaler`), which folds into the first dense layer.
+const ML_OPS: &[&str] = &["ZipMap", "ArrayFeatureExtractor", "Scaler"];
 
 fn invalid(message: impl Into<String>) -> Invalid {
     Invalid::one("file", message)
@@ -77,7 +78,8 @@ fn unsupported(desc: &str, node: &NodeProto) -> Invalid {
     invalid(format!(
         "{desc}: op type {op} is not supported; kiln imports dense networks (Gemm, MatMul + Add, \
          Relu, LeakyRelu, Sigmoid, Tanh, Softmax, Gelu and its Erf form, Identity, Dropout, \
-         Flatten, Reshape, Cast, Constant) and drops classifier tails ({})",
+         Flatten, Reshape, Cast, Constant, and scikit-learn's Scaler) and drops classifier tails \
+         ({})",
         TAIL_OPS.join(", ")
     ))
 }

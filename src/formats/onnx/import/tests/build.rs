@@ -434,3 +434,10 @@ pub fn ints_attr(name: &str, v: &[i64]) -> AttributeProto {
         ..attribute(name, AttributeType::Ints)
     }
 }
+
+pub fn floats_attr(name: &str, v: &[f32]) -> AttributeProto {
+    AttributeProto {
+        floats: v.to_vec(),
+        ..attribute(name, AttributeType::Floats)
+    }
+}

@@ -263,3 +263,40 @@ fn a_transpose_of_a_constant_weight_is_read_as_the_transposed_weight() {
     assert!(max_abs_diff(&file.model.predict(x.view()), &x.dot(&w.t())) < 1e-6);
     assert_eq!(activations(&file), vec![(2, Activation::Linear, false)]);
 }
+
+#[test]
+fn a_standard_scaler_folds_into_the_first_dense_layer() {
+    // skl2onnx's Pipeline(StandardScaler, MLP): Scaler(offset, scale) → MatMul → Add → Relu.
+    let w = build::pattern(3, 2, 0.6);
+    let (offset, scale) = ([1.0f32, -2.0, 0.5], [0.5f32, 2.0, 4.0]);
+    let mut scaler = build::ml_node("Scaler", "Scaler", &["X"], &["scaled"]);
+    scaler.attribute = vec![
+        build::floats_attr("offset", &offset),
+        build::floats_attr("scale", &scale),
+    ];
+    let m = model(
+        vec![
+            scaler,
+            node("MatMul", "MatMul", &["scaled", "W"], &["z"], vec![]),
+            node("Add", "Add", &["z", "b"], &["zb"], vec![]),
+            node("Relu", "Relu", &["zb"], &["y"], vec![]),
+        ],
+        vec![
+            floats("W", &[3, 2], &w.iter().copied().collect::<Vec<_>>(), true),
+            floats("b", &[2], &[0.1, -0.3], true),
+        ],
+        input("X", 3),
+        &["y"],
+    );
+    let file = imported(&m);
+    let x = build::pattern(5, 3, 2.0);
+    let scaled = Array2::from_shape_fn(x.dim(), |(i, j)| (x[[i, j]] - offset[j]) * scale[j]);
+    let expected = (scaled.dot(&w) + array![[0.1f32, -0.3]]).mapv(|v| v.max(0.0));
+    let diff = max_abs_diff(&file.model.predict(x.view()), &expected);
+    assert!(diff < 1e-5, "{diff}");
+    let notes = Source::read(&file.meta).expect("source").notes.join(" | ");
+    assert!(
+        notes.contains("Scaler") && notes.contains("folded"),
+        "{notes}"
+    );
+}

@@ -329,3 +329,32 @@ impl ValueInfo {
         }
     }
 }
+
+#[test]
+fn a_scaler_that_does_not_fit_or_comes_late_is_refused() {
+    let scaler = |offset: &[f32]| {
+        let mut n = ml_node("Scaler", "Scaler", &["/act1/Tanh_output_0"], &["scaled"]);
+        n.attribute = vec![floats_attr("offset", offset), floats_attr("scale", &[2.0])];
+        n
+    };
+    let late = edited(|g| {
+        g.node.insert(3, scaler(&[0.0]));
+        g.node[4].input[0] = "scaled".into();
+    });
+    assert_names(
+        "late",
+        &refusal(&late),
+        &["\"Scaler\" (Scaler)", "first dense layer"],
+    );
+    let wrong = edited(|g| {
+        let mut n = scaler(&[0.0, 1.0]);
+        n.input[0] = "features".into();
+        g.node.insert(0, n);
+        g.node[1].input[0] = "scaled".into();
+    });
+    assert_names(
+        "wrong width",
+        &refusal(&wrong),
+        &["\"Scaler\" (Scaler)", "offset (2 values)", "(4)"],
+    );
+}
