@@ -5,7 +5,8 @@ too, compares with kiln's own predictions (same argmax share, largest absolute d
 
     python3 scripts/interop/export_check.py /tmp/kiln-export/*.onnx
 
-The files come from the ignored Rust test `writes_sample_exports_for_the_python_check`:
+The files come from the ignored Rust test `writes_sample_exports_for_the_python_check`, which
+scripts/interop/run.sh runs before this check (by hand:)
     KILN_EXPORT_DIR=/tmp/kiln-export cargo test --lib formats::onnx::export -- --ignored
 """
 
@@ -40,7 +41,10 @@ def check(path: Path) -> bool:
         same = float((kiln.argmax(1) == y.argmax(1)).mean())
         diff = float(np.abs(kiln - y).max())
         line += f"; argmax agrees on {same:.2%} of rows, max |ort - kiln| {diff:.3g}"
-        ok = ok and same >= 0.995
+        # The sample networks are untrained, with near ties between classes where a code's
+        # rounding flips the argmax: the bound on the difference is the tight check, as in the
+        # Rust test (INT8_MAX_ABS_DIFF); a trained model's ≥ 99.5 % is test_export.py's.
+        ok = ok and same >= 0.99 and diff <= 0.03
     print(line)
     return ok
 

@@ -121,6 +121,25 @@ impl Default for ArchitectureLimits {
 }
 
 impl Architecture {
+    /// The task the output layer implies for a network kiln did not define (an import):
+    /// one sigmoid unit → binary, a softmax of two or more → multiclass, one linear unit →
+    /// regression; anything else says nothing.
+    pub fn implied_task(&self) -> Option<crate::nn::data::Task> {
+        use crate::nn::data::Task;
+        let last = self.layers.iter().rev().find_map(|l| match l {
+            LayerSpec::Dense {
+                units, activation, ..
+            } => Some((*units, *activation)),
+            LayerSpec::Dropout { .. } => None,
+        })?;
+        match last {
+            (1, Activation::Sigmoid) => Some(Task::Binary),
+            (n, Activation::Softmax) if n >= 2 => Some(Task::Multiclass),
+            (1, Activation::Linear) => Some(Task::Regression),
+            _ => None,
+        }
+    }
+
     /// Width of the network's output (the last dense layer's units, or the input width).
     pub fn output_dim(&self) -> usize {
         self.dense_units().last().copied().unwrap_or(self.input_dim)
@@ -225,6 +244,37 @@ impl Architecture {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_output_layer_implies_the_task_of_an_imported_network() {
+        use crate::nn::data::Task;
+        let with_head = |units: usize, activation: Activation| Architecture {
+            input_dim: 4,
+            layers: vec![
+                LayerSpec::Dense {
+                    units,
+                    activation,
+                    use_bias: true,
+                },
+                LayerSpec::Dropout { rate: 0.1 },
+            ],
+        };
+        assert_eq!(
+            with_head(1, Activation::Sigmoid).implied_task(),
+            Some(Task::Binary)
+        );
+        assert_eq!(
+            with_head(3, Activation::Softmax).implied_task(),
+            Some(Task::Multiclass)
+        );
+        assert_eq!(
+            with_head(1, Activation::Linear).implied_task(),
+            Some(Task::Regression)
+        );
+        assert_eq!(with_head(2, Activation::Sigmoid).implied_task(), None);
+        assert_eq!(with_head(1, Activation::Softmax).implied_task(), None);
+        assert_eq!(with_head(4, Activation::Relu).implied_task(), None);
+    }
 
     fn seed() -> Architecture {
         serde_json::from_str(

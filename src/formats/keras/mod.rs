@@ -22,8 +22,7 @@ mod tests;
 use crate::formats::model_file::{ModelFile, ModelMeta};
 use crate::formats::source::Source;
 use crate::nn::Sequential;
-use crate::nn::data::Task;
-use crate::nn::spec::{Activation, Architecture, ArchitectureLimits, LayerSpec};
+use crate::nn::spec::{Architecture, ArchitectureLimits, LayerSpec};
 use crate::validation::{FieldError, Invalid};
 
 use archive::{Archive, CONFIG};
@@ -84,7 +83,7 @@ pub fn import(bytes: &[u8], limits: &ArchitectureLimits) -> Result<ModelFile, In
         .unwrap_or_default();
     let mut meta = ModelMeta::new(architecture);
     meta.trained = true;
-    meta.task = task(&meta.architecture);
+    meta.task = meta.architecture.implied_task();
     Source {
         format: "keras".into(),
         input_name: plan.input_name,
@@ -110,23 +109,6 @@ fn invalid(message: impl Into<String>) -> Invalid {
 /// `layer "name" (Class)`, how every layer error begins.
 fn layer_label(layer: &LayerConfig) -> String {
     format!("layer \"{}\" ({})", layer.name(), layer.class_name)
-}
-
-/// The task a model's output suggests: sigmoid → binary, softmax → multiclass, a single
-/// linear output → regression.
-fn task(architecture: &Architecture) -> Option<Task> {
-    let last = architecture.layers.iter().rev().find_map(|l| match l {
-        LayerSpec::Dense {
-            units, activation, ..
-        } => Some((*units, *activation)),
-        LayerSpec::Dropout { .. } => None,
-    })?;
-    match last {
-        (1, Activation::Sigmoid) => Some(Task::Binary),
-        (n, Activation::Softmax) if n >= 2 => Some(Task::Multiclass),
-        (1, Activation::Linear) => Some(Task::Regression),
-        _ => None,
-    }
 }
 
 /// Rewrites [`Architecture::check`]'s `layers[i].units` errors as messages on `file`

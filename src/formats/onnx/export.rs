@@ -32,7 +32,7 @@ use crate::nn::quant::qmodel::QuantConfig;
 use crate::nn::spec::{Activation, Architecture, LayerSpec};
 
 mod dense;
-mod graph;
+pub(super) mod graph;
 mod qdq;
 
 #[cfg(test)]

@@ -119,7 +119,8 @@ impl GraphBuilder {
     }
 }
 
-fn attribute(name: &str, kind: AttributeType) -> AttributeProto {
+/// An attribute of `kind` named `name`, its value still to set.
+pub(in crate::formats::onnx) fn attribute(name: &str, kind: AttributeType) -> AttributeProto {
     AttributeProto {
         name: Some(name.to_string()),
         r#type: Some(kind as i32),
@@ -127,21 +128,21 @@ fn attribute(name: &str, kind: AttributeType) -> AttributeProto {
     }
 }
 
-pub(super) fn attr_int(name: &str, value: i64) -> AttributeProto {
+pub(in crate::formats::onnx) fn attr_int(name: &str, value: i64) -> AttributeProto {
     AttributeProto {
         i: Some(value),
         ..attribute(name, AttributeType::Int)
     }
 }
 
-pub(super) fn attr_float(name: &str, value: f32) -> AttributeProto {
+pub(in crate::formats::onnx) fn attr_float(name: &str, value: f32) -> AttributeProto {
     AttributeProto {
         f: Some(value),
         ..attribute(name, AttributeType::Float)
     }
 }
 
-pub(super) fn attr_string(name: &str, value: &str) -> AttributeProto {
+pub(in crate::formats::onnx) fn attr_string(name: &str, value: &str) -> AttributeProto {
     AttributeProto {
         s: Some(value.as_bytes().to_vec()),
         ..attribute(name, AttributeType::String)

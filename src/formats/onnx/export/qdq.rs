@@ -1,7 +1,11 @@
 //! int8 dense layers as QDQ around `MatMul`, the form ONNX Runtime fuses into integer kernels.
 //!
 //! Weights: the stored i8 codes `[in, out]` → `DequantizeLinear(q, scale, zero_point)`, per
-//! tensor (scalars) or per channel (`[out]`, `axis = 1`). Activations: static mode
+//! tensor (scalars) or per channel (`[out]`, `axis = 1`), written as u8 (`q + 128` and
+//! `zero_point + 128`, the same values). ONNX Runtime fuses u8 activations × i8 weights into
+//! its U8S8 kernels, which on x86 without VNNI (AVX2) add products in pairs with 16-bit
+//! saturation: kiln's full-range codes saturated there, and an export picked another class
+//! than kiln on 15–40 % of a test network's rows. Its U8U8 kernels do not saturate. Activations: static mode
 //! `QuantizeLinear → DequantizeLinear` with the layer's calibrated u8 params; dynamic mode
 //! `DynamicQuantizeLinear → DequantizeLinear` (asymmetric u8 over the batch's range with 0
 //! representable, which is kiln's dynamic mode). Then `MatMul`, `Add(bias)`, the activation.
@@ -78,9 +82,9 @@ pub(super) fn layer(
     let (rows, cols) = w.q.dim();
     let q = g.initializer(
         &format!("layers.{i}.weight"),
-        DataType::Int8,
+        DataType::Uint8,
         &[rows, cols],
-        w.q.iter().map(|&v| v.to_le_bytes()[0]).collect(),
+        w.q.iter().map(|&v| u8_of_i8(v)).collect(),
     );
     let per_channel = w.params.len() > 1;
     let dims: &[usize] = if per_channel { &[w.params.len()] } else { &[] };
@@ -91,12 +95,9 @@ pub(super) fn layer(
     );
     let zp = g.initializer(
         &format!("layers.{i}.weight_zero_point"),
-        DataType::Int8,
+        DataType::Uint8,
         dims,
-        w.params
-            .iter()
-            .map(|&p| i8_code(p).to_le_bytes()[0])
-            .collect(),
+        w.params.iter().map(|&p| u8_of_i8(i8_code(p))).collect(),
     );
     let axis = if per_channel {
         vec![attr_int("axis", 1)]
@@ -139,7 +140,13 @@ fn u8_code(p: QParams) -> u8 {
     p.zero_point.clamp(0, 255) as u8
 }
 
-/// A weight zero point as the i8 ONNX stores.
+/// A weight zero point as the i8 kiln stores.
 fn i8_code(p: QParams) -> i8 {
     p.zero_point.clamp(-128, 127) as i8
+}
+
+/// An i8 code as the u8 code `q + 128`. Code and zero point shift together, so
+/// `(q − zp)·s`, all `DequantizeLinear` computes, is unchanged.
+fn u8_of_i8(q: i8) -> u8 {
+    (i16::from(q) + 128) as u8
 }

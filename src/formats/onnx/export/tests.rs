@@ -427,9 +427,15 @@ fn int8_layers_are_written_as_qdq_around_matmul_with_the_stored_codes() {
     let codes = initializer(&onnx, "layers.0.weight");
     assert_eq!(
         (codes.data_type(), codes.dims.as_slice()),
-        (DataType::Int8 as i32, &[20, 32][..])
+        (DataType::Uint8 as i32, &[20, 32][..])
     );
-    let stored: Vec<u8> = l0.weight.q.iter().map(|&v| v as u8).collect();
+    // Shifted by 128 to u8, as are their zero points (see `qdq`).
+    let stored: Vec<u8> = l0
+        .weight
+        .q
+        .iter()
+        .map(|&v| (i16::from(v) + 128) as u8)
+        .collect();
     assert_eq!(
         codes.raw_data(),
         stored.as_slice(),
@@ -439,8 +445,15 @@ fn int8_layers_are_written_as_qdq_around_matmul_with_the_stored_codes() {
     let zp = initializer(&onnx, "layers.0.weight_zero_point");
     assert_eq!(
         (zp.data_type(), zp.dims.as_slice()),
-        (DataType::Int8 as i32, &[32][..])
+        (DataType::Uint8 as i32, &[32][..])
     );
+    let zps: Vec<u8> = l0
+        .weight
+        .params
+        .iter()
+        .map(|p| (p.zero_point + 128) as u8)
+        .collect();
+    assert_eq!(zp.raw_data(), zps.as_slice());
     let dq_w = &nodes(&onnx)[2];
     assert_eq!(
         dq_w.input,
@@ -683,15 +696,15 @@ fn the_interpreters_gelu_and_softmax_give_hand_computed_values() {
     );
 }
 
-/// Writes sample exports, their inputs and kiln's outputs to `$KILN_EXPORT_DIR` for
-/// `scripts/interop/export_check.py` (ONNX's checker and ONNX Runtime). Run by hand:
-/// `KILN_EXPORT_DIR=/tmp/kiln-export cargo test --lib formats::onnx::export -- --ignored`.
+/// Writes sample exports (every activation, every int8 configuration), their inputs and
+/// kiln's outputs to `$KILN_EXPORT_DIR` for `scripts/interop/export_check.py` (ONNX's checker
+/// and ONNX Runtime). Ignored by `cargo test` because its check needs Python; the interop
+/// stage of `.ci/run` (`scripts/interop/run.sh`) runs it and then the check.
 #[test]
-#[ignore = "writes files for the Python check; run by hand"]
+#[ignore = "writes files for the Python check, which scripts/interop/run.sh runs"]
 fn writes_sample_exports_for_the_python_check() {
-    let Ok(dir) = std::env::var("KILN_EXPORT_DIR") else {
-        return;
-    };
+    let dir = std::env::var("KILN_EXPORT_DIR")
+        .expect("KILN_EXPORT_DIR names the folder for the exports (see scripts/interop/run.sh)");
     let dir = std::path::PathBuf::from(dir);
     std::fs::create_dir_all(&dir).expect("directory");
     let write = |name: &str, file: &ModelFile, x: &Array2<f32>| {

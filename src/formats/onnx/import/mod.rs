@@ -22,9 +22,8 @@ use super::proto::{ModelProto, NodeProto};
 use super::{MAX_OPSET, MIN_IR_VERSION, MIN_OPSET};
 use crate::formats::model_file::{ModelFile, ModelMeta};
 use crate::formats::source::Source;
-use crate::nn::data::Task;
 use crate::nn::model::Sequential;
-use crate::nn::spec::{Activation, Architecture, ArchitectureLimits, LayerSpec};
+use crate::nn::spec::{Architecture, ArchitectureLimits, LayerSpec};
 use crate::validation::{FieldError, Invalid};
 
 /// Ops kiln drops when they only feed outputs it does not keep.
@@ -141,12 +140,7 @@ pub fn import(bytes: &[u8], limits: &ArchitectureLimits) -> Result<ModelFile, In
                 .collect(),
         )
     })?;
-    let last = chain.layers.last();
-    let task = match last.map(|l| (l.activation, l.w.ncols())) {
-        Some((Activation::Sigmoid, 1)) => Some(Task::Binary),
-        Some((Activation::Softmax, n)) if n >= 2 => Some(Task::Multiclass),
-        _ => None,
-    };
+    let task = architecture.implied_task();
     let weights = chain.layers.into_iter().map(|l| (l.w, l.b)).collect();
     let model_net = Sequential::from_weights(&architecture, weights)
         .map_err(|e| invalid(format!("the imported weights do not fit: {e}")))?;

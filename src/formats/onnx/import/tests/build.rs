@@ -42,34 +42,9 @@ pub fn ml_node(op: &str, name: &str, inputs: &[&str], outputs: &[&str]) -> NodeP
     }
 }
 
-fn attribute(name: &str, kind: AttributeType) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.into()),
-        r#type: Some(kind as i32),
-        ..Default::default()
-    }
-}
-
-pub fn int(name: &str, v: i64) -> AttributeProto {
-    AttributeProto {
-        i: Some(v),
-        ..attribute(name, AttributeType::Int)
-    }
-}
-
-pub fn float(name: &str, v: f32) -> AttributeProto {
-    AttributeProto {
-        f: Some(v),
-        ..attribute(name, AttributeType::Float)
-    }
-}
-
-pub fn string(name: &str, v: &str) -> AttributeProto {
-    AttributeProto {
-        s: Some(v.as_bytes().to_vec()),
-        ..attribute(name, AttributeType::String)
-    }
-}
+pub(in crate::formats::onnx) use crate::formats::onnx::export::graph::{
+    attr_float as float, attr_int as int, attr_string as string, attribute,
+};
 
 pub fn tensor_attr(name: &str, t: TensorProto) -> AttributeProto {
     AttributeProto {
