@@ -7,19 +7,21 @@
 //! steps keep layer indices, so `low_rank_layers` name layers of the input model;
 //! they are factorized from the last to the first so earlier indices stay valid.
 
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Value, json};
 
-use super::derived::{meta_for, output};
 use super::params::{RankTarget, ValidCompactParams, validate_compact};
-use super::snapshot::{evaluation_data, score, snapshot, snapshot_scored};
+use super::snapshot::score;
+use super::stage::{self, After, Encoding, OptimizationStage, Reported, StageContext, Transformed};
 use super::{JobContext, JobError, JobInputs, JobOutput};
-use crate::formats::model_file::{self, ModelFile};
 use crate::nn::Sequential;
 use crate::nn::compact::{
     Action, CompactError, factorize, fold_linear_layers, max_useful_rank, merge_duplicate_units,
-    rank_for_energy, remove_dead_units, singular_values,
+    rank_for_energy, remove_dead_units, singular_values, smallest_passing_rank,
 };
 use crate::nn::data::Dataset;
+use crate::nn::spec::Architecture;
+use crate::validation::Invalid;
 
 fn failed(e: CompactError) -> JobError {
     JobError::Failed(format!("compaction failed: {e}"))
@@ -67,26 +69,12 @@ impl Compactor<'_> {
             }
             RankTarget::MaxAccuracyDrop(drop) => {
                 // Smallest rank whose metric stays within `drop` of the input model's
-                // (so the drops of several layers do not add up past it), by
-                // bisection: the metric rises with the rank, up to noise.
+                // (so the drops of several layers do not add up past it).
                 let floor = self.baseline - drop;
-                let ok = |r: usize| -> Result<bool, JobError> {
+                smallest_passing_rank(useful, |r| {
                     let (m, _) = factorize(&self.model, layer, r).map_err(failed)?;
                     Ok(score(&m, self.data).main_metric() >= floor)
-                };
-                if !ok(useful)? {
-                    return Ok(None);
-                }
-                let (mut lo, mut hi) = (1usize, useful);
-                while lo < hi {
-                    let mid = (lo + hi) / 2;
-                    if ok(mid)? {
-                        hi = mid;
-                    } else {
-                        lo = mid + 1;
-                    }
-                }
-                Ok(Some(hi))
+                })
             }
         }
     }
@@ -95,23 +83,21 @@ impl Compactor<'_> {
         &mut self,
         p: &ValidCompactParams,
         x: ndarray::ArrayView2<f32>,
-        ctx: &dyn JobContext,
+        ctx: &StageContext<'_>,
     ) -> Result<(), JobError> {
         if p.dead_units {
             let (m, a) =
                 remove_dead_units(&self.model, x, p.dead_tolerance as f32).map_err(failed)?;
             self.record(m, a);
         }
-        ctx.set_progress(0.3);
+        ctx.set_progress(0.25);
         if p.merge_duplicates {
             let (m, a) =
                 merge_duplicate_units(&self.model, p.merge_tolerance as f32).map_err(failed)?;
             self.record(m, a);
         }
         ctx.set_progress(0.45);
-        if ctx.is_cancelled() {
-            return Err(JobError::Cancelled);
-        }
+        ctx.check_cancelled()?;
         if let Some(target) = p.low_rank {
             let mut layers: Vec<usize> = p
                 .low_rank_layers
@@ -120,16 +106,14 @@ impl Compactor<'_> {
             layers.sort_unstable();
             layers.dedup();
             for layer in layers.into_iter().rev() {
-                if ctx.is_cancelled() {
-                    return Err(JobError::Cancelled);
-                }
+                ctx.check_cancelled()?;
                 if let Some(r) = self.rank(layer, target)? {
                     let (m, a) = factorize(&self.model, layer, r).map_err(failed)?;
                     self.record(m, vec![a]);
                 }
             }
         }
-        ctx.set_progress(0.75);
+        ctx.set_progress(0.8);
         if p.fold_linear {
             let (m, a) = fold_linear_layers(&self.model).map_err(failed)?;
             self.record(m, a);
@@ -138,40 +122,61 @@ impl Compactor<'_> {
     }
 }
 
-pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
-    let p = inputs.validated(validate_compact)?;
-    ctx.set_progress(0.0);
-    let (data, evaluated_on) = evaluation_data(&inputs.dataset, inputs.eval_dataset.as_ref());
-    let ev0 = score(&inputs.model.model, data);
-    let before = snapshot_scored(&inputs.model.model, inputs.model_bytes, data, &ev0);
-    let mut c = Compactor {
-        data,
-        baseline: ev0.main_metric(),
-        model: inputs.model.model.clone(),
-        report: Vec::new(),
-    };
-    c.run(&p, inputs.dataset.x.view(), ctx)?;
-    let Compactor { model, report, .. } = c;
+/// The compact job as an [`OptimizationStage`].
+pub struct CompactStage;
 
-    let meta = meta_for(&model, &inputs);
-    let file = ModelFile { model, meta };
-    let bytes = model_file::encode(&file)
-        .map_err(|e| JobError::Failed(format!("could not write the compacted model: {e}")))?;
-    let mut metrics: Map<String, Value> = snapshot(&file.model, bytes.len(), data);
-    metrics.insert("evaluated_on".into(), json!(evaluated_on));
-    metrics.insert("actions".into(), Value::Array(report));
-    metrics.insert(
-        "architecture".into(),
-        serde_json::to_value(file.model.architecture()).unwrap_or(Value::Null),
-    );
-    ctx.set_progress(1.0);
-    Ok(output(
-        "compacted",
-        &inputs,
-        &file,
-        bytes,
-        "f32",
-        metrics,
-        before,
-    ))
+/// The compact job's own report fields.
+#[derive(Serialize)]
+pub struct CompactReport {
+    /// Each step's action with the main metric after it and its cost.
+    actions: Vec<Value>,
+    architecture: Architecture,
+}
+
+impl OptimizationStage for CompactStage {
+    type Params = ValidCompactParams;
+    type Done = Vec<Value>;
+    type Report = CompactReport;
+    const PREFIX: &'static str = "compacted";
+    const NOUN: &'static str = "compacted";
+
+    fn params(&self, inputs: &JobInputs) -> Result<ValidCompactParams, Invalid> {
+        inputs.validated(validate_compact)
+    }
+
+    fn transform(
+        &self,
+        p: &ValidCompactParams,
+        cx: &StageContext<'_>,
+    ) -> Result<Transformed<Vec<Value>>, JobError> {
+        let mut c = Compactor {
+            data: cx.data,
+            baseline: cx.before.main_metric(),
+            model: cx.inputs.model.model.clone(),
+            report: Vec::new(),
+        };
+        c.run(p, cx.inputs.dataset.x.view(), cx)?;
+        Ok(Transformed {
+            model: c.model,
+            encoding: Encoding::Float,
+            done: c.report,
+        })
+    }
+
+    fn report(
+        &self,
+        _p: &ValidCompactParams,
+        done: Vec<Value>,
+        after: &After<'_>,
+    ) -> Result<Reported<CompactReport>, JobError> {
+        Ok(CompactReport {
+            actions: done,
+            architecture: after.file.model.architecture().clone(),
+        }
+        .into())
+    }
+}
+
+pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
+    stage::run(&CompactStage, inputs, ctx)
 }

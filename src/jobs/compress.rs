@@ -9,19 +9,16 @@
 //! predicts like any model. Before the job succeeds the artifact is decoded
 //! again and its predictions compared with the model it was written from.
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
-use super::derived::{meta_for, output};
-use super::params::{CentroidInit, CoderChoice, validate_compress};
-use super::snapshot::{evaluation_data, score, snapshot, snapshot_scored};
+use super::params::{CentroidInit, CoderChoice, ValidCompressParams, validate_compress};
+use super::snapshot::score;
+use super::stage::{self, After, Encoding, OptimizationStage, Reported, StageContext, Transformed};
 use super::tuning::fine_tune;
 use super::{JobContext, JobError, JobInputs, JobOutput};
-use crate::formats::compressed::{self, Coder};
-use crate::formats::model_file::ModelFile;
+use crate::formats::compressed::Coder;
 use crate::nn::share::{CentroidTuner, CodebookInit, share_weights};
-
-/// Rows compared between the compressed artifact and the model it encodes.
-const ROUNDTRIP_ROWS: usize = 256;
+use crate::validation::Invalid;
 
 fn coders(choice: CoderChoice) -> Vec<Coder> {
     match choice {
@@ -32,115 +29,88 @@ fn coders(choice: CoderChoice) -> Vec<Coder> {
     }
 }
 
-pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
-    let p = inputs.validated(validate_compress)?;
-    ctx.set_progress(0.0);
-    let (data, evaluated_on) = evaluation_data(&inputs.dataset, inputs.eval_dataset.as_ref());
-    let before = snapshot(&inputs.model.model, inputs.model_bytes, data);
-    ctx.set_progress(0.1);
+/// The compress job as an [`OptimizationStage`]; the template writes the artifact
+/// ([`Encoding::Shared`]), reads it back and checks it predicts the same.
+pub struct CompressStage;
 
-    let init = match p.init {
-        CentroidInit::Linear => CodebookInit::Linear,
-        CentroidInit::Density => CodebookInit::Density,
-    };
-    let mut model = inputs.model.model.clone();
-    let mut shared = share_weights(&model, p.bits, init);
-    let sharing_mse = shared.reconstruction_error(&model);
-    shared.apply(&mut model);
-    let shared_metric = score(&model, data).main_metric();
-    if let Some(ft) = &p.fine_tune {
-        let mut tuner = CentroidTuner::new(shared, ft.optimizer.to_config().lr());
-        let d = &inputs.dataset;
-        fine_tune(&mut model, d, ft, &mut tuner, ctx, (0.15, 0.8))?;
-        shared = tuner.into_shared();
+/// The compress job's own report fields (the coder and layouts come from the template).
+#[derive(Serialize)]
+pub struct CompressReport {
+    bits: u8,
+    sharing_mse: f64,
+    main_metric_after_sharing: f64,
+    centroids_fine_tuned: bool,
+}
+
+impl OptimizationStage for CompressStage {
+    type Params = ValidCompressParams;
+    type Done = CompressReport;
+    type Report = CompressReport;
+    const PREFIX: &'static str = "compressed";
+    const NOUN: &'static str = "compressed";
+
+    fn params(&self, inputs: &JobInputs) -> Result<ValidCompressParams, Invalid> {
+        inputs.validated(validate_compress)
+    }
+
+    fn transform(
+        &self,
+        p: &ValidCompressParams,
+        cx: &StageContext<'_>,
+    ) -> Result<Transformed<CompressReport>, JobError> {
+        let init = match p.init {
+            CentroidInit::Linear => CodebookInit::Linear,
+            CentroidInit::Density => CodebookInit::Density,
+        };
+        let mut model = cx.inputs.model.model.clone();
+        let mut shared = share_weights(&model, p.bits, init);
+        let sharing_mse = shared.reconstruction_error(&model);
         shared.apply(&mut model);
-    }
-    if ctx.is_cancelled() {
-        return Err(JobError::Cancelled);
-    }
-
-    let meta = meta_for(&model, &inputs);
-    let file = ModelFile { model, meta };
-    let mut sizes = serde_json::Map::new();
-    let mut best: Option<(Coder, Vec<u8>)> = None;
-    for coder in coders(p.coder) {
-        let bytes = compressed::encode(&file, &shared, coder)
-            .map_err(|e| JobError::Failed(format!("could not write the compressed model: {e}")))?;
-        sizes.insert(coder.as_str().into(), json!(bytes.len()));
-        if best.as_ref().is_none_or(|(_, b)| bytes.len() < b.len()) {
-            best = Some((coder, bytes));
+        let shared_metric = score(&model, cx.data).main_metric();
+        if let Some(ft) = &p.fine_tune {
+            let mut tuner = CentroidTuner::new(shared, ft.optimizer.to_config().lr());
+            let d = &cx.inputs.dataset;
+            let range = cx.progress_range((0.0, 0.95));
+            fine_tune(&mut model, d, ft, &mut tuner, cx.ctx, range)?;
+            shared = tuner.into_shared();
+            shared.apply(&mut model);
         }
-    }
-    let Some((coder, bytes)) = best else {
-        return Err(JobError::Failed("no entropy coder was tried".into()));
-    };
-
-    // The artifact is what gets stored: read it back and check it predicts the same.
-    let (decoded, info) = compressed::decode(&bytes)
-        .map_err(|e| JobError::Failed(format!("the compressed model does not read back: {e}")))?;
-    let rows = data.x.nrows().min(ROUNDTRIP_ROWS);
-    let sample = data.x.slice(ndarray::s![..rows, ..]);
-    let max_diff = file
-        .model
-        .predict(sample)
-        .iter()
-        .zip(decoded.model.predict(sample).iter())
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    if max_diff > 1e-6 {
-        return Err(JobError::Failed(format!(
-            "the compressed model predicts differently from the model it encodes (max difference {max_diff})"
-        )));
-    }
-    ctx.set_progress(0.9);
-
-    let ev = score(&decoded.model, data);
-    let mut metrics = snapshot_scored(&decoded.model, bytes.len(), data, &ev);
-    let dense_bytes = decoded.model.param_count() * 4;
-    metrics.insert("evaluated_on".into(), json!(evaluated_on));
-    metrics.insert("bits".into(), json!(p.bits));
-    metrics.insert("coder".into(), json!(coder.as_str()));
-    metrics.insert("coder_sizes".into(), Value::Object(sizes));
-    let layouts: Vec<Value> = info
-        .layers
-        .iter()
-        .map(|l| {
-            json!({"layer": l.layer, "layout": l.layout, "index_bits": l.index_bits,
-                   "nonzero": l.nonzero, "bytes": l.bytes})
+        Ok(Transformed {
+            model,
+            encoding: Encoding::Shared {
+                shared,
+                bits: p.bits,
+                coders: coders(p.coder),
+            },
+            done: CompressReport {
+                bits: p.bits,
+                sharing_mse,
+                main_metric_after_sharing: shared_metric,
+                centroids_fine_tuned: p.fine_tune.is_some(),
+            },
         })
-        .collect();
-    metrics.insert("layouts".into(), Value::Array(layouts));
-    metrics.insert("sharing_mse".into(), json!(sharing_mse));
-    metrics.insert("main_metric_after_sharing".into(), json!(shared_metric));
-    metrics.insert("centroids_fine_tuned".into(), json!(p.fine_tune.is_some()));
-    metrics.insert("roundtrip_max_abs_diff".into(), json!(max_diff));
-    metrics.insert("dense_f32_bytes".into(), json!(dense_bytes));
-    metrics.insert(
-        "compression_ratio".into(),
-        json!(inputs.model_bytes as f64 / bytes.len().max(1) as f64),
-    );
-    metrics.insert(
-        "compression_ratio_vs_dense".into(),
-        json!(dense_bytes as f64 / bytes.len().max(1) as f64),
-    );
-    ctx.set_progress(1.0);
-    Ok(output(
-        "compressed",
-        &inputs,
-        &decoded,
-        bytes,
-        &format!("shared{}", p.bits),
-        metrics,
-        before,
-    ))
+    }
+
+    fn report(
+        &self,
+        _p: &ValidCompressParams,
+        done: CompressReport,
+        _after: &After<'_>,
+    ) -> Result<Reported<CompressReport>, JobError> {
+        Ok(done.into())
+    }
+}
+
+pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
+    stage::run(&CompressStage, inputs, ctx)
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
-    use crate::formats::model_file;
+    use crate::formats::model_file::{self, ModelFile};
     use crate::jobs::train::tests::{TestCtx, arch, blobs};
     use crate::nn::prune::{MagnitudeConfig, Scope, magnitude_masks, set_masks};
     use crate::nn::sparse::{Choice, compile_with};

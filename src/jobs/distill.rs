@@ -10,36 +10,62 @@
 
 use std::time::Instant;
 
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::derived::{meta_for, output};
-use super::params::{ValidDistillParams, validate_distill};
-use super::snapshot::{evaluation_data, score_keeping_outputs, snapshot_scored};
+use super::params::{StudentSpec, ValidDistillParams, validate_distill};
+use super::report::to_map;
+use super::snapshot::{Snapshot, score_keeping_outputs};
+use super::stage::{
+    self, After, Encoding, Lineage, OptimizationStage, Reported, StageContext, Transformed,
+};
 use super::tuning::train_with;
 use super::{JobContext, JobError, JobInputs, JobOutput};
-use crate::formats::model_file::{self, ModelFile};
+use crate::formats::model_file::ModelFile;
 use crate::nn::Sequential;
 use crate::nn::data::{Dataset, Task};
-use crate::nn::distill::{DistillError, DistillLoss, Distiller, TeacherTargets, agreement};
-use crate::nn::evaluation::Evaluation;
+use crate::nn::distill::{
+    DistillError, DistillLoss, Distiller, TeacherPath, TeacherTargets, agreement,
+};
+use crate::nn::spec::Architecture;
 use crate::nn::trainer::{FitOutcome, Hooks};
+use crate::validation::Invalid;
 
 /// The headline figures of one model, for the side-by-side table.
-fn summary(m: &Map<String, Value>) -> Value {
-    let keys = [
-        "accuracy",
-        "r2",
-        "loss",
-        "params",
-        "size_bytes",
-        "latency_us_b1",
-        "throughput_b1024",
-    ];
-    Value::Object(
-        keys.iter()
-            .filter_map(|k| m.get(*k).map(|v| (k.to_string(), v.clone())))
-            .collect(),
-    )
+#[derive(Serialize)]
+struct Summary {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accuracy: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    r2: Option<f64>,
+    loss: f64,
+    params: u64,
+    size_bytes: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_us_b1: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    throughput_b1024: Option<f64>,
+}
+
+impl Summary {
+    fn of(s: &Snapshot) -> Self {
+        let speed = s.model.speed.as_ref();
+        Self {
+            accuracy: s.evaluation.classification.as_ref().map(|c| c.accuracy),
+            r2: s.evaluation.regression.as_ref().map(|r| r.r2),
+            loss: s.evaluation.loss,
+            params: s.model.params,
+            size_bytes: s.model.size_bytes,
+            latency_us_b1: speed.map(|s| s.latency_us_b1),
+            throughput_b1024: speed.map(|s| s.throughput_b1024),
+        }
+    }
+}
+
+/// The stored model the distill job's `params.student` names, if any: the one
+/// place the job reads it from its inputs.
+fn stored_student(inputs: &JobInputs) -> Option<&ModelFile> {
+    inputs.student.as_ref()
 }
 
 /// The student the job starts from: the stored student's weights when it is
@@ -78,29 +104,40 @@ fn majority_rate(data: &Dataset) -> f64 {
     counts.values().copied().max().unwrap_or(0) as f64 / data.rows().max(1) as f64
 }
 
-/// A trained student's report: snapshot, agreement with the teacher, training time.
-struct Trained {
+/// A trained student and how its training went.
+pub struct Trained {
     model: Sequential,
     outcome: FitOutcome,
     seconds: f64,
 }
 
-fn described(
-    t: &Trained,
-    bytes: usize,
-    data: &Dataset,
-    teacher_out: ndarray::ArrayView2<f32>,
-) -> (Map<String, Value>, Evaluation) {
-    let (ev, out) = score_keeping_outputs(&t.model, data);
-    let mut m = snapshot_scored(&t.model, bytes, data, &ev);
-    m.insert(
-        "agreement_with_teacher".into(),
-        json!(agreement(teacher_out, out.view(), data.task)),
-    );
-    m.insert("train_seconds".into(), json!(t.seconds));
-    m.insert("epochs_run".into(), json!(t.outcome.epochs_run));
-    m.insert("stopped_early".into(), json!(t.outcome.stopped_early));
-    (m, ev)
+/// How a student trained, beside its snapshot.
+#[derive(Serialize)]
+struct Training {
+    agreement_with_teacher: f64,
+    train_seconds: f64,
+    epochs_run: u32,
+    stopped_early: bool,
+}
+
+impl Training {
+    fn of(t: &Trained, outputs: ndarray::ArrayView2<f32>, after: &After<'_>) -> Self {
+        Self {
+            agreement_with_teacher: agreement(after.before_outputs, outputs, after.data.task),
+            train_seconds: t.seconds,
+            epochs_run: t.outcome.epochs_run,
+            stopped_early: t.outcome.stopped_early,
+        }
+    }
+}
+
+/// The baseline student's section of the result: its snapshot and training.
+#[derive(Serialize)]
+struct BaselineReport {
+    #[serde(flatten)]
+    snapshot: Snapshot,
+    #[serde(flatten)]
+    training: Training,
 }
 
 /// What the measured numbers say about distillation on this setting, in words.
@@ -184,6 +221,7 @@ fn train_distilled(
     dataset: &Dataset,
     p: &ValidDistillParams,
     ctx: &dyn JobContext,
+    range: (f64, f64),
 ) -> Result<Trained, JobError> {
     let mut distiller = Distiller::new(targets);
     let t0 = Instant::now();
@@ -191,15 +229,7 @@ fn train_distilled(
         step: None,
         objective: Some(&mut distiller),
     };
-    let outcome = train_with(
-        &mut model,
-        dataset,
-        &p.train,
-        hooks,
-        ctx,
-        Some((0.2, 0.9)),
-        "",
-    )?;
+    let outcome = train_with(&mut model, dataset, &p.train, hooks, ctx, Some(range), "")?;
     Ok(Trained {
         model,
         outcome,
@@ -211,128 +241,195 @@ fn panicked(what: &str) -> JobError {
     JobError::Failed(format!("{what} panicked"))
 }
 
-pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
-    let p = inputs.validated(validate_distill)?;
-    ctx.set_progress(0.0);
-    let teacher = &inputs.model.model;
-    let dataset = &inputs.dataset;
-    let (data, evaluated_on) = evaluation_data(dataset, inputs.eval_dataset.as_ref());
+/// The distill job as an [`OptimizationStage`]: the template's before snapshot is the
+/// teacher's, its after snapshot the distilled student's.
+pub struct DistillStage;
 
-    // The teacher's soft targets first: the one pass over the data that uses
-    // every core (see `TeacherTargets`).
-    let loss = DistillLoss {
-        hard: p.train.loss,
-        temperature: p.temperature as f32,
-        alpha: p.alpha as f32,
-    };
-    let start = initial_student(&p, inputs.student.as_ref());
-    let budget = usize::try_from(p.teacher_cache_bytes).unwrap_or(usize::MAX);
-    let started = Instant::now();
-    let cancelled = || ctx.is_cancelled();
-    let targets = TeacherTargets::try_new(teacher, dataset.x.view(), loss, budget, &cancelled)
-        .map_err(|e| match e {
-            DistillError::Cancelled => JobError::Cancelled,
-            e => JobError::Failed(format!("cannot distill: {e}")),
-        })?;
-    let teacher_seconds = started.elapsed().as_secs_f64();
-    let (path, cache_bytes) = (targets.path(), targets.cache_bytes());
-    ctx.set_progress(0.2);
+/// What training hands to the report.
+pub struct DistillDone {
+    distilled: Trained,
+    baseline: Option<Trained>,
+    teacher_outputs: TeacherPath,
+    teacher_cache_bytes: usize,
+    teacher_seconds: f64,
+}
 
-    // Then two halves that share only read-only data (a student's products are
-    // too small to be split further over the cores): the
-    // distilled student here; the baseline (if asked) and the teacher's own
-    // report and outputs on the evaluation rows on a second thread.
-    let (main, side) = std::thread::scope(|s| {
-        let side = s.spawn(|| {
-            let baseline = p
-                .baseline
-                .then(|| train_baseline(start.clone(), dataset, &p, ctx))
-                .transpose()?;
-            let (ev, outputs) = score_keeping_outputs(teacher, data);
-            let report = snapshot_scored(teacher, inputs.model_bytes, data, &ev);
-            Ok::<_, JobError>((baseline, ev, outputs, report))
+#[derive(Serialize)]
+struct Distillation {
+    temperature: f64,
+    alpha: f64,
+    teacher_outputs: TeacherPath,
+    teacher_cache_bytes: usize,
+    teacher_cache_budget_bytes: u64,
+    teacher_seconds: f64,
+    student: StudentSpec,
+}
+
+#[derive(Serialize)]
+struct Comparison {
+    teacher: Summary,
+    student: Summary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline: Option<Summary>,
+}
+
+#[derive(Serialize)]
+struct TeacherFacts {
+    trained: bool,
+    lineage: Lineage,
+}
+
+/// The distill job's own report fields.
+#[derive(Serialize)]
+pub struct DistillReport {
+    #[serde(flatten)]
+    training: Training,
+    architecture: Architecture,
+    distillation: Distillation,
+    comparison: Comparison,
+    verdict: Value,
+    teacher: TeacherFacts,
+    warnings: Vec<String>,
+}
+
+impl OptimizationStage for DistillStage {
+    type Params = ValidDistillParams;
+    type Done = DistillDone;
+    type Report = DistillReport;
+    const PREFIX: &'static str = "distilled";
+    const NOUN: &'static str = "distilled student";
+
+    fn params(&self, inputs: &JobInputs) -> Result<ValidDistillParams, Invalid> {
+        inputs.validated(validate_distill)
+    }
+
+    fn transform(
+        &self,
+        p: &ValidDistillParams,
+        cx: &StageContext<'_>,
+    ) -> Result<Transformed<DistillDone>, JobError> {
+        let (inputs, ctx) = (cx.inputs, cx.ctx);
+        let teacher = &inputs.model.model;
+        let dataset = &inputs.dataset;
+        // The teacher's soft targets first: the one pass over the data that uses
+        // every core (see `TeacherTargets`).
+        let loss = DistillLoss {
+            hard: p.train.loss,
+            temperature: p.temperature as f32,
+            alpha: p.alpha as f32,
+        };
+        let start = initial_student(p, stored_student(inputs));
+        let budget = usize::try_from(p.teacher_cache_bytes).unwrap_or(usize::MAX);
+        let started = Instant::now();
+        let cancelled = || ctx.is_cancelled();
+        let targets = TeacherTargets::try_new(teacher, dataset.x.view(), loss, budget, &cancelled)
+            .map_err(|e| match e {
+                DistillError::Cancelled => JobError::Cancelled,
+                e => JobError::Failed(format!("cannot distill: {e}")),
+            })?;
+        let teacher_seconds = started.elapsed().as_secs_f64();
+        let (path, cache_bytes) = (targets.path(), targets.cache_bytes());
+        cx.set_progress(0.125);
+
+        // Then the distilled student here and the baseline (if asked) on a second
+        // thread: they share only read-only data (a student's products are too
+        // small to be split further over the cores).
+        let range = cx.progress_range((0.125, 1.0));
+        let (main, side) = std::thread::scope(|s| {
+            let side = s.spawn(|| {
+                p.baseline
+                    .then(|| train_baseline(start.clone(), dataset, p, ctx))
+                    .transpose()
+            });
+            let main = train_distilled(start.clone(), targets, dataset, p, ctx, range);
+            let side = side
+                .join()
+                .unwrap_or_else(|_| Err(panicked("the baseline")));
+            (main, side)
         });
-        let main = train_distilled(start.clone(), targets, dataset, &p, ctx);
-        let side = side
-            .join()
-            .unwrap_or_else(|_| Err(panicked("the baseline or the teacher's evaluation")));
-        (main, side)
-    });
-    let (distilled, (baseline, teacher_ev, teacher_out, mut before)) = (main?, side?);
-    let warning = teacher_warning(&inputs, teacher_ev.main_metric(), data);
-    before.insert("trained".into(), json!(inputs.model.meta.trained));
-    before.insert(
-        "lineage".into(),
-        json!({"parent_id": inputs.model.meta.parent_id, "job_id": inputs.model.meta.job_id}),
-    );
-
-    let meta = meta_for(&distilled.model, &inputs);
-    let file = ModelFile {
-        model: distilled.model,
-        meta,
-    };
-    let bytes = model_file::encode(&file)
-        .map_err(|e| JobError::Failed(format!("could not write the student: {e}")))?;
-    let distilled = Trained {
-        model: file.model.clone(),
-        ..distilled
-    };
-    let (mut metrics, student_ev) = described(&distilled, bytes.len(), data, teacher_out.view());
-    let baseline = baseline.map(|b| {
-        // Same architecture and file layout as the distilled student: same bytes.
-        described(&b, bytes.len(), data, teacher_out.view())
-    });
-
-    metrics.insert("evaluated_on".into(), json!(evaluated_on));
-    metrics.insert(
-        "architecture".into(),
-        serde_json::to_value(file.model.architecture()).unwrap_or(Value::Null),
-    );
-    metrics.insert(
-        "distillation".into(),
-        json!({
-            "temperature": p.temperature,
-            "alpha": p.alpha,
-            "teacher_outputs": path,
-            "teacher_cache_bytes": cache_bytes,
-            "teacher_cache_budget_bytes": p.teacher_cache_bytes,
-            "teacher_seconds": teacher_seconds,
-            "student": p.student,
-        }),
-    );
-    let mut side_by_side = json!({"teacher": summary(&before), "student": summary(&metrics)});
-    if let Some((b, _)) = &baseline {
-        side_by_side["baseline"] = summary(b);
+        let (distilled, baseline) = (main?, side?);
+        Ok(Transformed {
+            model: distilled.model.clone(),
+            encoding: Encoding::Float,
+            done: DistillDone {
+                distilled,
+                baseline,
+                teacher_outputs: path,
+                teacher_cache_bytes: cache_bytes,
+                teacher_seconds,
+            },
+        })
     }
-    metrics.insert("comparison".into(), side_by_side);
-    metrics.insert(
-        "verdict".into(),
-        verdict(
-            student_ev.main_metric(),
-            teacher_ev.main_metric(),
-            baseline.as_ref().map(|(_, ev)| ev.main_metric()),
-            data.task,
-        ),
-    );
-    let mut sections = Map::new();
-    if let Some((b, _)) = baseline {
-        sections.insert("baseline".into(), Value::Object(b));
+
+    fn report(
+        &self,
+        p: &ValidDistillParams,
+        done: DistillDone,
+        after: &After<'_>,
+    ) -> Result<Reported<DistillReport>, JobError> {
+        let (inputs, data) = (after.inputs, after.data);
+        let training = match after.outputs {
+            Some(out) => Training::of(&done.distilled, out.view(), after),
+            None => {
+                return Err(JobError::Failed(
+                    "the student is not a float network".into(),
+                ));
+            }
+        };
+        let baseline = done.baseline.as_ref().map(|b| {
+            let (ev, out) = score_keeping_outputs(&b.model, data);
+            // Same architecture and file layout as the distilled student: same bytes.
+            let report = BaselineReport {
+                snapshot: Snapshot::scored(&b.model, after.size_bytes, data, &ev),
+                training: Training::of(b, out.view(), after),
+            };
+            (report, ev)
+        });
+        let teacher_metric = after.before_eval.main_metric();
+        let report = DistillReport {
+            training,
+            architecture: after.file.model.architecture().clone(),
+            distillation: Distillation {
+                temperature: p.temperature,
+                alpha: p.alpha,
+                teacher_outputs: done.teacher_outputs,
+                teacher_cache_bytes: done.teacher_cache_bytes,
+                teacher_cache_budget_bytes: p.teacher_cache_bytes,
+                teacher_seconds: done.teacher_seconds,
+                student: p.student.clone(),
+            },
+            comparison: Comparison {
+                teacher: Summary::of(after.before),
+                student: Summary::of(after.snapshot),
+                baseline: baseline.as_ref().map(|(b, _)| Summary::of(&b.snapshot)),
+            },
+            verdict: verdict(
+                after.eval.main_metric(),
+                teacher_metric,
+                baseline.as_ref().map(|(_, ev)| ev.main_metric()),
+                data.task,
+            ),
+            teacher: TeacherFacts {
+                trained: inputs.model.meta.trained,
+                lineage: Lineage::of(&inputs.model),
+            },
+            warnings: teacher_warning(inputs, teacher_metric, data)
+                .into_iter()
+                .collect(),
+        };
+        let mut sections = Map::new();
+        if let Some((b, _)) = baseline {
+            sections.insert("baseline".into(), Value::Object(to_map(&b)));
+        }
+        Ok(Reported {
+            metrics: report,
+            sections,
+        })
     }
-    metrics.insert(
-        "teacher".into(),
-        json!({
-            "trained": inputs.model.meta.trained,
-            "lineage": before.get("lineage"),
-        }),
-    );
-    metrics.insert(
-        "warnings".into(),
-        json!(warning.into_iter().collect::<Vec<_>>()),
-    );
-    ctx.set_progress(1.0);
-    let mut out = output("distilled", &inputs, &file, bytes, "f32", metrics, before);
-    out.sections = sections;
-    Ok(out)
+}
+
+pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
+    stage::run(&DistillStage, inputs, ctx)
 }
 
 #[cfg(test)]

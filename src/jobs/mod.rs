@@ -21,6 +21,7 @@ pub mod prune;
 pub mod quantize;
 pub mod report;
 pub mod snapshot;
+pub mod stage;
 pub mod train;
 pub mod tuning;
 

@@ -8,16 +8,14 @@
 
 use std::time::Instant;
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
-use super::derived::{meta_for, output};
 use super::params::{
     PruneMethod, PruneScheduleParams, PruneScope, UnitRanking, ValidPruneParams, validate_prune,
 };
-use super::snapshot::{evaluation_data, score, snapshot, snapshot_scored};
+use super::stage::{self, After, Encoding, OptimizationStage, Reported, StageContext, Transformed};
 use super::tuning::fine_tune;
 use super::{JobContext, JobError, JobInputs, JobOutput};
-use crate::formats::model_file::{self, ModelFile};
 use crate::nn::Sequential;
 use crate::nn::data::Dataset;
 use crate::nn::prune::{
@@ -67,12 +65,12 @@ fn prune(
     p: &ValidPruneParams,
     data: &Dataset,
     ctx: &dyn JobContext,
+    range: (f64, f64),
 ) -> Result<Pruned, JobError> {
     let overrides = p.layers.iter().map(|(&i, &s)| (i, s as f32)).collect();
     let sparsity = p.sparsity as f32;
     let sched = schedule(p.schedule);
     let gradual = matches!(sched, PruneSchedule::Polynomial { .. });
-    let range = (0.1, 0.9);
     let x = data.x.view();
     let mut model = model;
     let mut events = Vec::new();
@@ -136,64 +134,100 @@ fn prune(
     })
 }
 
-pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
-    let p = inputs.validated(validate_prune)?;
-    ctx.set_progress(0.0);
-    let (data, evaluated_on) = evaluation_data(&inputs.dataset, inputs.eval_dataset.as_ref());
-    let before = snapshot(&inputs.model.model, inputs.model_bytes, data);
-    ctx.set_progress(0.1);
+/// The prune job as an [`OptimizationStage`].
+pub struct PruneStage;
 
-    let started = Instant::now();
-    let pruned = prune(inputs.model.model.clone(), &p, &inputs.dataset, ctx)?;
-    let prune_seconds = started.elapsed().as_secs_f64();
-    if ctx.is_cancelled() {
-        return Err(JobError::Cancelled);
+/// The prune job's own report fields.
+#[derive(Serialize)]
+pub struct PruneReport {
+    method: PruneMethod,
+    target_sparsity: f64,
+    pruning_events: Vec<PruningEvent>,
+    fine_tune_epochs: u32,
+    prune_seconds: f64,
+}
+
+/// The sparsity a gradual schedule reached at a step.
+#[derive(Serialize)]
+struct PruningEvent {
+    step: u64,
+    sparsity: f32,
+}
+
+/// What the transform hands to the report.
+pub struct PruneDone {
+    events: Vec<(u64, f32)>,
+    fine_tune_epochs: u32,
+    seconds: f64,
+}
+
+impl OptimizationStage for PruneStage {
+    type Params = ValidPruneParams;
+    type Done = PruneDone;
+    type Report = PruneReport;
+    const PREFIX: &'static str = "pruned";
+    const NOUN: &'static str = "pruned";
+
+    fn params(&self, inputs: &JobInputs) -> Result<ValidPruneParams, Invalid> {
+        inputs.validated(validate_prune)
     }
-    let ev = score(&pruned.model, data);
-    if !ev.loss.is_finite() {
-        return Err(JobError::Failed(format!(
-            "the pruned model's loss on the {evaluated_on} data is {}; fine-tuning diverged",
-            ev.loss
-        )));
+
+    fn transform(
+        &self,
+        p: &ValidPruneParams,
+        cx: &StageContext<'_>,
+    ) -> Result<Transformed<PruneDone>, JobError> {
+        let started = Instant::now();
+        let inputs = cx.inputs;
+        let range = cx.progress_range((0.0, 1.0));
+        let pruned = prune(
+            inputs.model.model.clone(),
+            p,
+            &inputs.dataset,
+            cx.ctx,
+            range,
+        )?;
+        Ok(Transformed {
+            model: pruned.model,
+            encoding: Encoding::Float,
+            done: PruneDone {
+                events: pruned.events,
+                fine_tune_epochs: pruned.fine_tune_epochs,
+                seconds: started.elapsed().as_secs_f64(),
+            },
+        })
     }
-    let meta = meta_for(&pruned.model, &inputs);
-    let file = ModelFile {
-        model: pruned.model,
-        meta,
-    };
-    let bytes = model_file::encode(&file)
-        .map_err(|e| JobError::Failed(format!("could not write the pruned model: {e}")))?;
-    let mut metrics = snapshot_scored(&file.model, bytes.len(), data, &ev);
-    metrics.insert("evaluated_on".into(), json!(evaluated_on));
-    metrics.insert("method".into(), json!(p.method));
-    metrics.insert("target_sparsity".into(), json!(p.sparsity));
-    metrics.insert(
-        "pruning_events".into(),
-        json!(
-            pruned
+
+    fn report(
+        &self,
+        p: &ValidPruneParams,
+        done: PruneDone,
+        _after: &After<'_>,
+    ) -> Result<Reported<PruneReport>, JobError> {
+        Ok(PruneReport {
+            method: p.method,
+            target_sparsity: p.sparsity,
+            pruning_events: done
                 .events
-                .iter()
-                .map(|(s, v)| json!({"step": s, "sparsity": v}))
-                .collect::<Vec<_>>()
-        ),
-    );
-    metrics.insert("fine_tune_epochs".into(), json!(pruned.fine_tune_epochs));
-    metrics.insert("prune_seconds".into(), json!(prune_seconds));
-    if let Some(b) = before.get("size_bytes").and_then(Value::as_f64) {
-        metrics.insert(
-            "compression_ratio".into(),
-            json!(b / bytes.len().max(1) as f64),
-        );
+                .into_iter()
+                .map(|(step, sparsity)| PruningEvent { step, sparsity })
+                .collect(),
+            fine_tune_epochs: done.fine_tune_epochs,
+            prune_seconds: done.seconds,
+        }
+        .into())
     }
-    ctx.set_progress(1.0);
-    Ok(output(
-        "pruned", &inputs, &file, bytes, "f32", metrics, before,
-    ))
+}
+
+pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
+    stage::run(&PruneStage, inputs, ctx)
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    use crate::formats::model_file::{self, ModelFile};
 
     use super::*;
     use crate::jobs::train::tests::{TestCtx, arch, blobs};

@@ -9,28 +9,26 @@
 //! `calibration.compare`, every calibration method at several sample counts is
 //! evaluated and reported, since calibration is the usual cause of a bad int8 model.
 
-use ndarray::{Array2, ArrayView2};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use serde_json::{Map, Value, json};
+use ndarray::ArrayView2;
+use serde::Serialize;
 
-use super::derived::{meta_for, output};
 use super::params::{
     CalibrationChoice, QuantizeMode, ValidCalibration, ValidQuantizeParams, validate_quantize,
 };
-use super::report;
-use super::snapshot::{self, evaluation_data, snapshot_scored, sparsity_by_layer};
+use super::stage::{self, After, Encoding, OptimizationStage, Reported, StageContext, Transformed};
 use super::tuning::fine_tune;
 use super::{JobContext, JobError, JobInputs, JobOutput};
-use crate::formats::model_file::{self, ModelFile};
-use crate::formats::quantized::Quantization;
-use crate::nn::data::{Dataset, Task};
+use crate::nn::data::Dataset;
 use crate::nn::evaluation::{Evaluation, Head, evaluate_predictor};
+use crate::nn::quant::budget::{AccuracyBudget, BudgetError, fit_accuracy_budget};
 use crate::nn::quant::calibrate::CalibrationMethod;
-use crate::nn::quant::kernel;
+use crate::nn::quant::compare::{
+    CalibrationResult, CompareError, calibration_rows, compare_calibrations,
+};
 use crate::nn::quant::qat::FakeQuantWeights;
 use crate::nn::quant::qmodel::{QuantConfig, QuantMode, QuantizedModel};
 use crate::nn::{Predictor, Sequential};
+use crate::validation::Invalid;
 
 fn method(c: &ValidCalibration) -> CalibrationMethod {
     match c.method {
@@ -40,16 +38,6 @@ fn method(c: &ValidCalibration) -> CalibrationMethod {
         },
         CalibrationChoice::Entropy => CalibrationMethod::Entropy,
     }
-}
-
-/// `n` rows of `x` drawn without replacement by a fixed seed, so a class-sorted
-/// file still calibrates on every class.
-fn calibration_rows(x: ArrayView2<f32>, n: usize) -> Array2<f32> {
-    let mut idx: Vec<usize> = (0..x.nrows()).collect();
-    crate::nn::batch::shuffle(&mut idx, &mut ChaCha8Rng::seed_from_u64(42));
-    idx.truncate(n.clamp(1, x.nrows().max(1)));
-    idx.sort_unstable();
-    x.select(ndarray::Axis(0), &idx)
 }
 
 fn score(p: &dyn Predictor, head: Head, data: &Dataset) -> Evaluation {
@@ -69,232 +57,197 @@ fn failed(e: impl std::fmt::Display) -> JobError {
     JobError::Failed(format!("quantization failed: {e}"))
 }
 
-pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
-    let p: ValidQuantizeParams = inputs.validated(validate_quantize)?;
-    ctx.set_progress(0.0);
-    let (data, evaluated_on) = evaluation_data(&inputs.dataset, inputs.eval_dataset.as_ref());
-    let head = Head::new(&inputs.model.model, data.task);
-    let before_eval = snapshot::score(&inputs.model.model, data);
-    let mut before = snapshot_scored(&inputs.model.model, inputs.model_bytes, data, &before_eval);
-    before.insert("dtype".into(), json!(inputs.model.meta.dtype));
-    ctx.set_progress(0.1);
+/// The quantize job as an [`OptimizationStage`]; the template writes the int8 file
+/// ([`Encoding::Int8`]) and checks the rebuilt int8 network predicts exactly the same.
+pub struct QuantizeStage;
 
-    let mut model = inputs.model.model.clone();
-    if let (QuantizeMode::Qat, Some(ft)) = (p.mode, &p.fine_tune) {
-        let layers: Vec<usize> = model.dense_layers().map(|(i, _)| i).collect();
-        let mut hook = FakeQuantWeights::attach(&mut model, layers, p.scheme, p.granularity);
-        let d = &inputs.dataset;
-        fine_tune(&mut model, d, ft, &mut hook, ctx, (0.1, 0.6))?;
-        hook.finish(&mut model);
-    }
-    let cfg = QuantConfig {
-        mode: match p.mode {
-            QuantizeMode::Dynamic => QuantMode::Dynamic,
-            QuantizeMode::Static | QuantizeMode::Qat => QuantMode::Static,
-        },
-        scheme: p.scheme,
-        granularity: p.granularity,
-    };
-    let calib = p.calibration.as_ref().map(|c| {
-        (
-            calibration_rows(inputs.dataset.x.view(), c.samples),
-            method(c),
-        )
-    });
-    let build = |float_layers: &[usize]| {
-        QuantizedModel::build(
-            &model,
-            &cfg,
-            float_layers,
-            calib.as_ref().map(|(x, m)| (x.view(), *m)),
-        )
-        .map_err(failed)
-    };
-
-    // Accuracy budget: send the most sensitive layer back to float until it fits.
-    let base = before_eval.main_metric();
-    let mut float_layers: Vec<usize> = Vec::new();
-    let mut q = build(&float_layers)?;
-    let mut ev = score(&q, head, data);
-    if let Some(limit) = p.max_accuracy_drop {
-        let dense: Vec<usize> = model.dense_layers().map(|(i, _)| i).collect();
-        let errors = q.per_layer_error(&model, data.x.view());
-        let mut ranked: Vec<(usize, f64)> = errors;
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let mut queue = ranked.into_iter().map(|(l, _)| l);
-        while base - ev.main_metric() > limit {
-            if ctx.is_cancelled() {
-                return Err(JobError::Cancelled);
-            }
-            let Some(layer) = queue.next() else { break };
-            float_layers.push(layer);
-            if float_layers.len() == dense.len() {
-                break;
-            }
-            q = build(&float_layers)?;
-            ev = score(&q, head, data);
-        }
-        if float_layers.len() == dense.len() || base - ev.main_metric() > limit {
-            return Err(JobError::Failed(format!(
-                "the int8 model loses {:.4} of the main metric even with layers {float_layers:?} in float; \
-                 max_accuracy_drop is {limit}. Try another calibration method, per-channel weights or mode qat",
-                base - ev.main_metric()
-            )));
-        }
-    }
-    ctx.set_progress(0.7);
-
-    let comparison = match &p.calibration {
-        Some(c) if c.compare && p.mode != QuantizeMode::Dynamic => Some(compare_calibrations(
-            &model,
-            &cfg,
-            &float_layers,
-            &inputs.dataset,
-            data,
-            head,
-            ctx,
-        )?),
-        _ => None,
-    };
-
-    // The file: the float model with int8-grid weights plus the int8 parts.
-    let quantization = Quantization {
-        config: cfg.clone(),
-        layers: q.layers().to_vec(),
-    };
-    let mut meta = meta_for(&model, &inputs);
-    meta.dtype = "int8".into();
-    meta.quantization = Some(quantization);
-    let file = ModelFile {
-        model: q.dequantized(),
-        meta,
-    };
-    let bytes = model_file::encode(&file)
-        .map_err(|e| JobError::Failed(format!("could not write the quantized model: {e}")))?;
-    // What is stored is what is reported: read it back and rebuild the int8 network.
-    let back = model_file::decode(&bytes)
-        .map_err(|e| JobError::Failed(format!("the quantized model does not read back: {e}")))?;
-    let served = back
-        .int8()
-        .ok_or_else(|| JobError::Failed("the quantized model lost its int8 layers".into()))?
-        .map_err(failed)?;
-    let sample = data.x.slice(ndarray::s![..data.x.nrows().min(256), ..]);
-    let max_diff = q
-        .predict(sample)
-        .iter()
-        .zip(served.predict(sample).iter())
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    if max_diff > 0.0 {
-        return Err(JobError::Failed(format!(
-            "the stored int8 model predicts differently from the one built (max difference {max_diff})"
-        )));
-    }
-
-    let mut metrics = report::evaluation_metrics(&ev, data.task == Task::Multiclass);
-    metrics.extend(report::served_metrics(
-        &file.model,
-        bytes.len(),
-        &served,
-        data.x.view(),
-    ));
-    metrics.insert("dtype".into(), json!("int8"));
-    metrics.insert("evaluated_on".into(), json!(evaluated_on));
-    metrics.insert("mode".into(), json!(p.mode));
-    metrics.insert("isa".into(), json!(kernel::detected().name()));
-    metrics.insert("float_layers".into(), json!(float_layers));
-    metrics.insert("main_metric_drop".into(), json!(base - ev.main_metric()));
-    metrics.insert(
-        "compression_ratio".into(),
-        json!(inputs.model_bytes as f64 / bytes.len().max(1) as f64),
-    );
-    // `layers` is per-layer sparsity in every job's report; the int8 details go beside it.
-    metrics.insert("layers".into(), sparsity_by_layer(&file.model));
-    metrics.insert(
-        "quantized_layers".into(),
-        layer_report(&q, &model, data.x.view()),
-    );
-    if let Some(c) = comparison {
-        metrics.insert("calibration_comparison".into(), Value::Array(c));
-    }
-    ctx.set_progress(1.0);
-    Ok(output(
-        "int8", &inputs, &file, bytes, "int8", metrics, before,
-    ))
+/// The quantize job's own report fields (`isa` and `dtype` come from the template).
+#[derive(Serialize)]
+pub struct QuantizeReport {
+    mode: QuantizeMode,
+    float_layers: Vec<usize>,
+    main_metric_drop: f64,
+    quantized_layers: Vec<LayerQuantReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calibration_comparison: Option<Vec<CalibrationResult>>,
 }
 
 /// Per int8 layer: its weight and input scales and its output error against float.
-fn layer_report(q: &QuantizedModel, float: &Sequential, x: ArrayView2<f32>) -> Value {
-    let errors = q.per_layer_error(float, x.slice(ndarray::s![..x.nrows().min(1024), ..]));
-    Value::Array(
-        q.layers()
-            .iter()
-            .map(|l| {
-                let scales: Vec<f32> = l.weight.params.iter().map(|p| p.scale).collect();
-                let (lo, hi) = scales.iter().fold((f32::INFINITY, 0.0f32), |(lo, hi), &s| {
-                    (lo.min(s), hi.max(s))
-                });
-                let mut m = Map::new();
-                m.insert("layer".into(), json!(l.layer));
-                m.insert("weight_scale_min".into(), json!(lo));
-                m.insert("weight_scale_max".into(), json!(hi));
-                if let Some(i) = l.input {
-                    m.insert("input_scale".into(), json!(i.scale));
-                    m.insert("input_zero_point".into(), json!(i.zero_point));
-                }
-                if let Some((_, e)) = errors.iter().find(|(layer, _)| *layer == l.layer) {
-                    m.insert("output_mse".into(), json!(e));
-                }
-                Value::Object(m)
-            })
-            .collect(),
-    )
+#[derive(Serialize)]
+struct LayerQuantReport {
+    layer: usize,
+    weight_scale_min: f32,
+    weight_scale_max: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_scale: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_zero_point: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_mse: Option<f64>,
 }
 
-/// Accuracy of the static int8 model under every calibration method and several sample counts.
-fn compare_calibrations(
-    model: &Sequential,
-    cfg: &QuantConfig,
-    float_layers: &[usize],
-    train: &Dataset,
-    data: &Dataset,
-    head: Head,
-    ctx: &dyn JobContext,
-) -> Result<Vec<Value>, JobError> {
-    let methods = [
-        ("minmax", CalibrationMethod::MinMax),
-        (
-            "percentile_99.9",
-            CalibrationMethod::Percentile { percentile: 99.9 },
-        ),
-        (
-            "percentile_99.99",
-            CalibrationMethod::Percentile { percentile: 99.99 },
-        ),
-        ("entropy", CalibrationMethod::Entropy),
-    ];
-    let mut out = Vec::new();
-    for samples in [100usize, 1000, 5000] {
-        if samples > train.rows() && samples != 100 {
-            continue;
-        }
-        let rows = calibration_rows(train.x.view(), samples);
-        for (name, m) in methods {
-            if ctx.is_cancelled() {
-                return Err(JobError::Cancelled);
-            }
-            let q = QuantizedModel::build(model, cfg, float_layers, Some((rows.view(), m)))
-                .map_err(failed)?;
-            let ev = score(&q, head, data);
-            out.push(json!({"method": name, "samples": rows.nrows(), "main_metric": ev.main_metric(), "loss": ev.loss}));
-        }
+impl OptimizationStage for QuantizeStage {
+    type Params = ValidQuantizeParams;
+    type Done = QuantizeReport;
+    type Report = QuantizeReport;
+    const PREFIX: &'static str = "int8";
+    const NOUN: &'static str = "quantized";
+
+    fn params(&self, inputs: &JobInputs) -> Result<ValidQuantizeParams, Invalid> {
+        inputs.validated(validate_quantize)
     }
-    Ok(out)
+
+    fn transform(
+        &self,
+        p: &ValidQuantizeParams,
+        cx: &StageContext<'_>,
+    ) -> Result<Transformed<QuantizeReport>, JobError> {
+        let (inputs, data) = (cx.inputs, cx.data);
+        let head = Head::new(&inputs.model.model, data.task);
+        let mut model = inputs.model.model.clone();
+        if let (QuantizeMode::Qat, Some(ft)) = (p.mode, &p.fine_tune) {
+            let layers: Vec<usize> = model.dense_layers().map(|(i, _)| i).collect();
+            let mut hook = FakeQuantWeights::attach(&mut model, layers, p.scheme, p.granularity);
+            let range = cx.progress_range((0.0, 0.65));
+            fine_tune(&mut model, &inputs.dataset, ft, &mut hook, cx.ctx, range)?;
+            hook.finish(&mut model);
+        }
+        let cfg = QuantConfig {
+            mode: match p.mode {
+                QuantizeMode::Dynamic => QuantMode::Dynamic,
+                QuantizeMode::Static | QuantizeMode::Qat => QuantMode::Static,
+            },
+            scheme: p.scheme,
+            granularity: p.granularity,
+        };
+        let calib = p.calibration.as_ref().map(|c| {
+            (
+                calibration_rows(inputs.dataset.x.view(), c.samples),
+                method(c),
+            )
+        });
+        let build = |float_layers: &[usize]| {
+            QuantizedModel::build(
+                &model,
+                &cfg,
+                float_layers,
+                calib.as_ref().map(|(x, m)| (x.view(), *m)),
+            )
+        };
+        let metric = |q: &QuantizedModel| score(q, head, data).main_metric();
+        let cancelled = || cx.ctx.is_cancelled();
+
+        let base = cx.before.main_metric();
+        let first = build(&[]).map_err(failed)?;
+        let (q, float_layers, main_metric) = match p.max_accuracy_drop {
+            Some(limit) => {
+                let budget = AccuracyBudget { base, limit };
+                let fit = fit_accuracy_budget(
+                    &model,
+                    first,
+                    data.x.view(),
+                    budget,
+                    &build,
+                    &metric,
+                    &cancelled,
+                )
+                .map_err(|e| match e {
+                    BudgetError::Cancelled => JobError::Cancelled,
+                    BudgetError::Quant(e) => failed(e),
+                    e @ BudgetError::Exceeded { .. } => JobError::Failed(e.to_string()),
+                })?;
+                (fit.model, fit.float_layers, fit.metric)
+            }
+            None => {
+                let m = metric(&first);
+                (first, Vec::new(), m)
+            }
+        };
+        cx.set_progress(0.75);
+
+        let calibration_comparison = match &p.calibration {
+            Some(c) if c.compare && p.mode != QuantizeMode::Dynamic => Some(
+                compare_calibrations(
+                    &model,
+                    &cfg,
+                    &float_layers,
+                    inputs.dataset.x.view(),
+                    &|q| score(q, head, data),
+                    &cancelled,
+                )
+                .map_err(|e| match e {
+                    CompareError::Cancelled => JobError::Cancelled,
+                    CompareError::Quant(e) => failed(e),
+                })?,
+            ),
+            _ => None,
+        };
+        let report = QuantizeReport {
+            mode: p.mode,
+            float_layers,
+            main_metric_drop: base - main_metric,
+            quantized_layers: layer_report(&q, &model, data.x.view()),
+            calibration_comparison,
+        };
+        Ok(Transformed {
+            // The file: the float model with int8-grid weights plus the int8 parts.
+            model: q.dequantized(),
+            encoding: Encoding::Int8(Box::new(q)),
+            done: report,
+        })
+    }
+
+    fn report(
+        &self,
+        _p: &ValidQuantizeParams,
+        done: QuantizeReport,
+        _after: &After<'_>,
+    ) -> Result<Reported<QuantizeReport>, JobError> {
+        Ok(done.into())
+    }
+}
+
+pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
+    stage::run(&QuantizeStage, inputs, ctx)
+}
+
+/// Per int8 layer: its weight and input scales and its output error against float.
+fn layer_report(
+    q: &QuantizedModel,
+    float: &Sequential,
+    x: ArrayView2<f32>,
+) -> Vec<LayerQuantReport> {
+    let errors = q.per_layer_error(float, x.slice(ndarray::s![..x.nrows().min(1024), ..]));
+    q.layers()
+        .iter()
+        .map(|l| {
+            let (lo, hi) = l
+                .weight
+                .params
+                .iter()
+                .fold((f32::INFINITY, 0.0f32), |(lo, hi), p| {
+                    (lo.min(p.scale), hi.max(p.scale))
+                });
+            LayerQuantReport {
+                layer: l.layer,
+                weight_scale_min: lo,
+                weight_scale_max: hi,
+                input_scale: l.input.map(|i| i.scale),
+                input_zero_point: l.input.map(|i| i.zero_point),
+                output_mse: errors
+                    .iter()
+                    .find(|(layer, _)| *layer == l.layer)
+                    .map(|(_, e)| *e),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    use crate::formats::model_file::{self, ModelFile};
 
     use super::*;
     use crate::jobs::train::tests::{TestCtx, arch, blobs};

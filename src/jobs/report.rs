@@ -11,21 +11,34 @@
 //! measuring together stay well under half a second for models that fit the
 //! default limits.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ndarray::{Array2, ArrayView2};
-use serde_json::{Map, Value, json};
+use ndarray::ArrayView2;
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::nn::evaluation::Evaluation;
 use crate::nn::parallel::serial;
 use crate::nn::sparse::{InferenceModel, LayerKernel, compile_on};
+use crate::nn::timing::{Calls, TimingBudget, time_predictor};
 use crate::nn::{Predictor, Sequential};
 
-const LATENCY_CALLS: usize = 200;
-const LATENCY_BUDGET: Duration = Duration::from_millis(50);
-const THROUGHPUT_BATCH: usize = 1024;
-const THROUGHPUT_RUNS: usize = 20;
-const THROUGHPUT_BUDGET: Duration = Duration::from_millis(300);
+/// A job's timing budget: a report must not cost the job more than a fraction of a second.
+const JOB_BUDGET: TimingBudget = TimingBudget {
+    warmup_calls: 3,
+    latency: Calls {
+        min: 0,
+        max: 200,
+        until: Duration::from_millis(50),
+    },
+    cycle_rows: false,
+    batch: 1024,
+    batches: Calls {
+        min: 1,
+        max: 20,
+        until: Duration::from_millis(300),
+    },
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Speed {
@@ -58,39 +71,8 @@ pub fn measure_predictor(model: &dyn Predictor, sample: ArrayView2<f32>) -> (f64
 }
 
 fn measure_predictor_serial(model: &dyn Predictor, sample: ArrayView2<f32>) -> (f64, f64) {
-    let width = model.input_dim();
-    let usable = sample.ncols() == width && sample.nrows() > 0;
-    let batch = Array2::from_shape_fn((THROUGHPUT_BATCH, width), |(i, j)| {
-        if usable {
-            sample[(i % sample.nrows(), j)]
-        } else {
-            0.0
-        }
-    });
-    let one = batch.slice(ndarray::s![..1, ..]);
-
-    for _ in 0..3 {
-        std::hint::black_box(model.predict(one));
-    }
-    let mut times = Vec::with_capacity(LATENCY_CALLS);
-    let start = Instant::now();
-    while times.len() < LATENCY_CALLS && start.elapsed() < LATENCY_BUDGET {
-        let t = Instant::now();
-        std::hint::black_box(model.predict(one));
-        times.push(t.elapsed().as_secs_f64() * 1e6);
-    }
-    times.sort_by(f64::total_cmp);
-    let latency_us_b1 = times.get(times.len() / 2).copied().unwrap_or(0.0);
-
-    std::hint::black_box(model.predict(batch.view()));
-    let start = Instant::now();
-    let mut runs = 0usize;
-    while runs < THROUGHPUT_RUNS && (runs == 0 || start.elapsed() < THROUGHPUT_BUDGET) {
-        std::hint::black_box(model.predict(batch.view()));
-        runs += 1;
-    }
-    let secs = start.elapsed().as_secs_f64().max(1e-9);
-    (latency_us_b1, (runs * THROUGHPUT_BATCH) as f64 / secs)
+    let t = time_predictor(model, sample, &JOB_BUDGET);
+    (t.latency_at(1, 2), t.throughput)
 }
 
 /// [`model_metrics`] for a model served by `served` (an int8 network), timed on `sample`.
@@ -100,44 +82,13 @@ pub fn served_metrics(
     served: &dyn Predictor,
     sample: ArrayView2<f32>,
 ) -> Map<String, Value> {
-    let (latency, throughput) = measure_predictor(served, sample);
-    let mut m = model_metrics(model, size_bytes, None);
-    m.insert("latency_us_b1".into(), num(latency));
-    m.insert("throughput_b1024".into(), num(throughput));
-    m
-}
-
-fn num(v: f64) -> Value {
-    serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
+    to_map(&ModelReport::served(model, size_bytes, served, sample))
 }
 
 /// `loss`, `accuracy`, `precision`, `recall`, `f1`, `auc`, `confusion_matrix`
 /// (and `*_macro` for multiclass), or `mse`, `mae`, `r2`.
 pub fn evaluation_metrics(eval: &Evaluation, multiclass: bool) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("loss".into(), num(eval.loss));
-    m.insert("rows".into(), json!(eval.rows));
-    if let Some(c) = &eval.classification {
-        m.insert("accuracy".into(), num(c.accuracy));
-        m.insert("precision".into(), num(c.precision));
-        m.insert("recall".into(), num(c.recall));
-        m.insert("f1".into(), num(c.f1));
-        if multiclass {
-            m.insert("precision_macro".into(), num(c.precision_macro));
-            m.insert("recall_macro".into(), num(c.recall_macro));
-            m.insert("f1_macro".into(), num(c.f1_macro));
-        }
-        if let Some(auc) = c.auc {
-            m.insert("auc".into(), num(auc));
-        }
-        m.insert("confusion_matrix".into(), json!(c.confusion_matrix));
-    }
-    if let Some(r) = &eval.regression {
-        m.insert("mse".into(), num(r.mse));
-        m.insert("mae".into(), num(r.mae));
-        m.insert("r2".into(), num(r.r2));
-    }
-    m
+    to_map(&EvaluationReport::of(eval, multiclass))
 }
 
 /// `params`, `nonzero_params`, `size_bytes`, and when `speed` is given `latency_us_b1`,
@@ -147,20 +98,137 @@ pub fn model_metrics(
     size_bytes: usize,
     speed: Option<Speed>,
 ) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("params".into(), json!(model.param_count()));
-    m.insert("nonzero_params".into(), json!(model.nonzero_params()));
-    m.insert("size_bytes".into(), json!(size_bytes));
-    if let Some(s) = speed {
-        m.insert("latency_us_b1".into(), num(s.latency_us_b1));
-        m.insert("throughput_b1024".into(), num(s.throughput_b1024));
-        m.insert("kernels".into(), json!(s.kernels));
+    to_map(&ModelReport::of(model, size_bytes, speed))
+}
+
+/// A typed report as the JSON object the queue stores. Every report type is a
+/// struct of numbers, strings and lists, so serializing cannot fail; an empty
+/// map stands in should one ever not be an object.
+pub fn to_map<T: Serialize>(report: &T) -> Map<String, Value> {
+    match serde_json::to_value(report) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
     }
-    m
+}
+
+/// DESIGN §2's metric names for an [`Evaluation`]. Non-finite numbers serialize as `null`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvaluationReport {
+    pub loss: f64,
+    pub rows: usize,
+    #[serde(flatten)]
+    pub classification: Option<ClassificationReport>,
+    #[serde(flatten)]
+    pub regression: Option<RegressionReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassificationReport {
+    pub accuracy: f64,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    /// Multiclass only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision_macro: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recall_macro: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub f1_macro: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auc: Option<f64>,
+    pub confusion_matrix: Vec<Vec<u64>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RegressionReport {
+    pub mse: f64,
+    pub mae: f64,
+    pub r2: f64,
+}
+
+impl EvaluationReport {
+    pub fn of(eval: &Evaluation, multiclass: bool) -> Self {
+        let macro_avg = |v: f64| multiclass.then_some(v);
+        Self {
+            loss: eval.loss,
+            rows: eval.rows,
+            classification: eval.classification.as_ref().map(|c| ClassificationReport {
+                accuracy: c.accuracy,
+                precision: c.precision,
+                recall: c.recall,
+                f1: c.f1,
+                precision_macro: macro_avg(c.precision_macro),
+                recall_macro: macro_avg(c.recall_macro),
+                f1_macro: macro_avg(c.f1_macro),
+                auc: c.auc,
+                confusion_matrix: c.confusion_matrix.clone(),
+            }),
+            regression: eval.regression.as_ref().map(|r| RegressionReport {
+                mse: r.mse,
+                mae: r.mae,
+                r2: r.r2,
+            }),
+        }
+    }
+}
+
+/// Size of a model, and its speed when measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelReport {
+    pub params: u64,
+    pub nonzero_params: u64,
+    pub size_bytes: usize,
+    #[serde(flatten)]
+    pub speed: Option<SpeedReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SpeedReport {
+    pub latency_us_b1: f64,
+    pub throughput_b1024: f64,
+    /// The kernels a compiled float model chose; absent for an int8 network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernels: Option<Vec<LayerKernel>>,
+}
+
+impl ModelReport {
+    pub fn of(model: &Sequential, size_bytes: usize, speed: Option<Speed>) -> Self {
+        Self {
+            params: model.param_count(),
+            nonzero_params: model.nonzero_params(),
+            size_bytes,
+            speed: speed.map(|s| SpeedReport {
+                latency_us_b1: s.latency_us_b1,
+                throughput_b1024: s.throughput_b1024,
+                kernels: Some(s.kernels),
+            }),
+        }
+    }
+
+    /// Sizes of `model`, speed of `served` (its int8 network) on `sample`.
+    pub fn served(
+        model: &Sequential,
+        size_bytes: usize,
+        served: &dyn Predictor,
+        sample: ArrayView2<f32>,
+    ) -> Self {
+        let (latency_us_b1, throughput_b1024) = measure_predictor(served, sample);
+        Self {
+            speed: Some(SpeedReport {
+                latency_us_b1,
+                throughput_b1024,
+                kernels: None,
+            }),
+            ..Self::of(model, size_bytes, None)
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use ndarray::Array2;
+
     use super::*;
 
     #[test]

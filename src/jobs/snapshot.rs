@@ -3,9 +3,9 @@
 //! per-layer sparsity, bytes of the model file, and measured latency.
 
 use ndarray::Array2;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 
-use super::report;
+use super::report::{self, EvaluationReport, ModelReport};
 use crate::nn::Sequential;
 use crate::nn::data::{Dataset, Task};
 use crate::nn::evaluation::{Evaluation, evaluate_keeping_outputs};
@@ -42,38 +42,60 @@ pub fn score_keeping_outputs(model: &Sequential, data: &Dataset) -> (Evaluation,
     )
 }
 
-/// `{"layer", "weights", "nonzero", "sparsity"}` per dense layer.
-pub fn sparsity_by_layer(model: &Sequential) -> Value {
-    Value::Array(
-        layer_sparsity(model)
-            .into_iter()
-            .map(|l| {
-                json!({"layer": l.layer, "weights": l.weights, "nonzero": l.nonzero, "sparsity": l.sparsity})
-            })
-            .collect(),
-    )
+/// One dense layer's weights and how many are non-zero.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerSparsityReport {
+    pub layer: usize,
+    pub weights: u64,
+    pub nonzero: u64,
+    pub sparsity: f64,
 }
 
-/// The full picture of one model: metrics, sizes, sparsity, speed and the kernels that ran.
-pub fn snapshot(model: &Sequential, file_bytes: usize, data: &Dataset) -> Map<String, Value> {
-    snapshot_scored(model, file_bytes, data, &score(model, data))
+/// The full picture of one model: metrics, sizes, speed and the kernels that ran,
+/// per-layer and overall sparsity.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    #[serde(flatten)]
+    pub evaluation: EvaluationReport,
+    #[serde(flatten)]
+    pub model: ModelReport,
+    pub layers: Vec<LayerSparsityReport>,
+    /// Zero parameters over all parameters (weights and biases).
+    pub sparsity: f64,
 }
 
-/// [`snapshot`] for a model already evaluated on `data`.
-pub fn snapshot_scored(
-    model: &Sequential,
-    file_bytes: usize,
-    data: &Dataset,
-    ev: &Evaluation,
-) -> Map<String, Value> {
-    let mut m = report::evaluation_metrics(ev, data.task == Task::Multiclass);
-    let speed = report::measure_speed(model, data.x.view());
-    m.extend(report::model_metrics(model, file_bytes, Some(speed)));
-    m.insert("layers".into(), sparsity_by_layer(model));
-    let params = model.param_count().max(1) as f64;
-    m.insert(
-        "sparsity".into(),
-        json!(1.0 - model.nonzero_params() as f64 / params),
-    );
-    m
+impl Snapshot {
+    /// The snapshot of `model`, already evaluated on `data` (timed on `data` too).
+    pub fn scored(model: &Sequential, file_bytes: usize, data: &Dataset, ev: &Evaluation) -> Self {
+        let speed = report::measure_speed(model, data.x.view());
+        Self {
+            model: ModelReport::of(model, file_bytes, Some(speed)),
+            ..Self::scored_without_speed(model, file_bytes, data, ev)
+        }
+    }
+
+    /// [`Snapshot::scored`] without measuring speed, for a model served in another
+    /// form (its int8 network), whose speed the caller measures on that form.
+    pub fn scored_without_speed(
+        model: &Sequential,
+        file_bytes: usize,
+        data: &Dataset,
+        ev: &Evaluation,
+    ) -> Self {
+        let params = model.param_count().max(1) as f64;
+        Self {
+            evaluation: EvaluationReport::of(ev, data.task == Task::Multiclass),
+            model: ModelReport::of(model, file_bytes, None),
+            layers: layer_sparsity(model)
+                .into_iter()
+                .map(|l| LayerSparsityReport {
+                    layer: l.layer,
+                    weights: l.weights,
+                    nonzero: l.nonzero,
+                    sparsity: l.sparsity,
+                })
+                .collect(),
+            sparsity: 1.0 - model.nonzero_params() as f64 / params,
+        }
+    }
 }

@@ -16,6 +16,7 @@
 pub mod activation;
 pub mod batch;
 pub mod compact;
+pub mod cpu;
 pub mod data;
 pub mod dense;
 pub mod distill;
@@ -39,6 +40,7 @@ pub mod share;
 pub mod sparse;
 pub mod spec;
 pub mod surgery;
+pub mod timing;
 pub mod trainer;
 
 pub use evaluation::{Evaluation, Head, evaluate};

@@ -16,6 +16,7 @@ mod dead;
 mod fold;
 mod lowrank;
 mod merge;
+mod rank_search;
 pub mod svd;
 
 #[cfg(test)]
@@ -25,6 +26,7 @@ pub use dead::remove_dead_units;
 pub use fold::fold_linear_layers;
 pub use lowrank::{factorize, max_useful_rank, rank_for_energy, singular_values};
 pub use merge::merge_duplicate_units;
+pub use rank_search::smallest_passing_rank;
 
 use super::activation::Activation;
 use super::dense::Dense;

@@ -55,19 +55,13 @@ impl Isa {
     /// All paths, slowest first.
     pub const ALL: [Isa; 3] = [Isa::Portable, Isa::Avx2Fma, Isa::Avx512];
 
-    /// Whether this CPU can run the path.
+    /// Whether this CPU can run the path ([`crate::nn::cpu::features`]).
     pub fn available(self) -> bool {
+        let f = crate::nn::cpu::features();
         match self {
             Isa::Portable => true,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => {
-                std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-            }
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => false,
+            Isa::Avx2Fma => f.avx2_fma(),
+            Isa::Avx512 => f.avx512f,
         }
     }
 }

@@ -120,11 +120,12 @@ const PARALLEL_MIN: usize = 1 << 18;
 fn update_serial(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &Coeffs) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        let f = crate::nn::cpu::features();
+        if f.avx512f {
             // SAFETY: the CPU supports AVX-512F, checked just above.
             return unsafe { update_avx512(p, g, m, v, c) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if f.avx2 {
             // SAFETY: the CPU supports AVX2, checked just above.
             return unsafe { update_avx2(p, g, m, v, c) };
         }
@@ -210,12 +211,13 @@ mod tests {
         assert_eq!(dispatched, scalar);
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2") {
+            let f = crate::nn::cpu::features();
+            if f.avx2 {
                 // SAFETY: checked just above.
                 let avx2 = run(&|p, g, m, v| unsafe { update_avx2(p, g, m, v, &c) });
                 assert_eq!(avx2, scalar);
             }
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            if f.avx512f {
                 // SAFETY: checked just above.
                 let avx512 = run(&|p, g, m, v| unsafe { update_avx512(p, g, m, v, &c) });
                 assert_eq!(avx512, scalar);

@@ -6,7 +6,9 @@
 //! arithmetic, with float fallback layers), [`qat`] (fake quantization for
 //! quantization-aware fine-tuning).
 
+pub mod budget;
 pub mod calibrate;
+pub mod compare;
 pub mod kernel;
 pub mod qat;
 pub mod qmodel;

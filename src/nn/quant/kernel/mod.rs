@@ -54,44 +54,13 @@ impl Isa {
     }
 }
 
-/// What this CPU supports, probed once: `is_x86_feature_detected!` is cheap but not free, and
-/// the answer cannot change while the process runs.
-#[derive(Debug, Clone, Copy)]
-struct Features {
-    avx2: bool,
-    avx512_vnni: bool,
-}
-
-fn features() -> Features {
-    static FEATURES: OnceLock<Features> = OnceLock::new();
-    *FEATURES.get_or_init(probe)
-}
-
-#[cfg(target_arch = "x86_64")]
-fn probe() -> Features {
-    Features {
-        avx2: std::arch::is_x86_feature_detected!("avx2"),
-        avx512_vnni: std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512vnni"),
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn probe() -> Features {
-    Features {
-        avx2: false,
-        avx512_vnni: false,
-    }
-}
-
 /// Whether `isa` can run on this CPU (cached).
 pub fn available(isa: Isa) -> bool {
-    let f = features();
+    let f = crate::nn::cpu::features();
     match isa {
         Isa::Portable => true,
         Isa::Avx2 => f.avx2,
-        Isa::Avx512Vnni => f.avx512_vnni,
+        Isa::Avx512Vnni => f.avx512_vnni(),
     }
 }
 
