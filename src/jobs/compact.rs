@@ -10,7 +10,7 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::params::{RankTarget, ValidCompactParams, validate_compact};
+use super::params::{RankTarget, ValidCompactParams};
 use super::snapshot::score;
 use super::stage::{self, After, Encoding, OptimizationStage, Reported, StageContext, Transformed};
 use super::{JobContext, JobError, JobInputs, JobOutput};
@@ -141,7 +141,7 @@ impl OptimizationStage for CompactStage {
     const NOUN: &'static str = "compacted";
 
     fn params(&self, inputs: &JobInputs) -> Result<ValidCompactParams, Invalid> {
-        inputs.validated(validate_compact)
+        inputs.params()
     }
 
     fn transform(

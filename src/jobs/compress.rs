@@ -11,7 +11,7 @@
 
 use serde::Serialize;
 
-use super::params::{CentroidInit, CoderChoice, ValidCompressParams, validate_compress};
+use super::params::{CentroidInit, CoderChoice, ValidCompressParams};
 use super::snapshot::score;
 use super::stage::{self, After, Encoding, OptimizationStage, Reported, StageContext, Transformed};
 use super::tuning::fine_tune;
@@ -50,7 +50,7 @@ impl OptimizationStage for CompressStage {
     const NOUN: &'static str = "compressed";
 
     fn params(&self, inputs: &JobInputs) -> Result<ValidCompressParams, Invalid> {
-        inputs.validated(validate_compress)
+        inputs.params()
     }
 
     fn transform(
@@ -111,7 +111,8 @@ mod tests {
 
     use super::*;
     use crate::formats::model_file::{self, ModelFile};
-    use crate::jobs::train::tests::{TestCtx, arch, blobs};
+    use crate::jobs::JobKind;
+    use crate::jobs::fixtures::{TestCtx, accepted, arch, blobs};
     use crate::nn::prune::{MagnitudeConfig, Scope, magnitude_masks, set_masks};
     use crate::nn::sparse::{Choice, compile_with};
 
@@ -130,16 +131,19 @@ mod tests {
         let masks = magnitude_masks(&model.model, &cfg);
         set_masks(&mut model.model, &masks);
         let model_bytes = model_file::encode(&model).expect("encodes").len();
-        JobInputs {
-            model,
-            model_bytes,
-            dataset: blobs(150, 6, 4),
-            eval_dataset: None,
-            params,
-            model_id: uuid::Uuid::nil(),
-            job_id: uuid::Uuid::nil(),
-            student: None,
-        }
+        accepted(
+            JobKind::Compress,
+            JobInputs {
+                model,
+                model_bytes,
+                dataset: blobs(150, 6, 4),
+                eval_dataset: None,
+                params,
+                model_id: uuid::Uuid::nil(),
+                job_id: uuid::Uuid::nil(),
+                student: None,
+            },
+        )
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::params::{StudentSpec, ValidDistillParams, validate_distill};
+use super::params::{StudentSpec, ValidDistillParams};
 use super::report::to_map;
 use super::snapshot::{Snapshot, score_keeping_outputs};
 use super::stage::{
@@ -300,7 +300,7 @@ impl OptimizationStage for DistillStage {
     const NOUN: &'static str = "distilled student";
 
     fn params(&self, inputs: &JobInputs) -> Result<ValidDistillParams, Invalid> {
-        inputs.validated(validate_distill)
+        inputs.params()
     }
 
     fn transform(

@@ -10,9 +10,8 @@
 
 use serde_json::json;
 
-use super::params::{self, default_loss};
+use super::params::{ValidEvaluateParams, default_loss};
 use super::report;
-use super::train::{NO_LIMITS, shape_of};
 use super::{JobContext, JobError, JobInputs, JobOutput};
 use crate::nn::data::Task;
 use crate::nn::evaluate;
@@ -22,12 +21,7 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
     let file = &inputs.model;
     let model = &file.model;
     let data = &inputs.dataset;
-    let p = params::validate_evaluate(
-        &inputs.params,
-        model.architecture(),
-        &shape_of(data),
-        &NO_LIMITS,
-    )?;
+    let p: ValidEvaluateParams = inputs.params()?;
     if ctx.is_cancelled() {
         return Err(JobError::Cancelled);
     }
@@ -87,23 +81,27 @@ mod tests {
 
     use super::*;
     use crate::formats::model_file::ModelFile;
-    use crate::jobs::train::tests::{TestCtx, arch, blobs, small_binary_arch};
+    use crate::jobs::JobKind;
+    use crate::jobs::fixtures::{TestCtx, accepted, arch, blobs, small_binary_arch};
     use crate::nn::data::Dataset;
 
     fn run_on(model: ModelFile, dataset: Dataset) -> serde_json::Map<String, serde_json::Value> {
         let model_bytes = crate::formats::model_file::encode(&model)
             .expect("encodes")
             .len();
-        let inputs = JobInputs {
-            model,
-            model_bytes,
-            dataset,
-            eval_dataset: None,
-            params: json!({}),
-            model_id: uuid::Uuid::nil(),
-            job_id: uuid::Uuid::nil(),
-            student: None,
-        };
+        let inputs = accepted(
+            JobKind::Evaluate,
+            JobInputs {
+                model,
+                model_bytes,
+                dataset,
+                eval_dataset: None,
+                params: json!({}),
+                model_id: uuid::Uuid::nil(),
+                job_id: uuid::Uuid::nil(),
+                student: None,
+            },
+        );
         let out = run(inputs, &TestCtx::default()).expect("evaluates");
         assert!(out.model.is_none());
         out.metrics

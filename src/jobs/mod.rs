@@ -4,22 +4,27 @@
 //! hands it decoded inputs and stores what it returns. That keeps every job
 //! testable in-process and lets the queue own retries, leases and cancellation.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::nn::data::{Dataset, Task};
 use crate::nn::spec::{Architecture, ArchitectureLimits};
-use crate::validation::Invalid;
+use crate::validation::{Checker, Invalid};
+use shape::shape_of;
 
 pub mod compact;
 pub mod compress;
 pub mod derived;
 pub mod distill;
 pub mod evaluate;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod params;
 pub mod prune;
 pub mod quantize;
 pub mod report;
+pub mod shape;
 pub mod snapshot;
 pub mod stage;
 pub mod train;
@@ -132,27 +137,25 @@ pub struct JobInputs {
     pub student: Option<crate::formats::model_file::ModelFile>,
 }
 
-/// A params check: `(params, architecture, dataset, eval_dataset, limits) → valid params`.
-pub type Validate<T> = fn(
-    &Value,
-    &Architecture,
-    &DatasetShape,
-    Option<&DatasetShape>,
-    &JobLimits,
-) -> Result<T, Invalid>;
-
 impl JobInputs {
-    /// Re-checks the stored params with `validate` against these inputs. Limits
-    /// were enforced when the job was accepted and are not applied again.
-    pub fn validated<T>(&self, validate: Validate<T>) -> Result<T, Invalid> {
-        let eval = self.eval_dataset.as_ref().map(train::shape_of);
-        validate(
-            &self.params,
-            self.model.model.architecture(),
-            &train::shape_of(&self.dataset),
-            eval.as_ref(),
-            &train::NO_LIMITS,
-        )
+    /// The stored params as the job's checked type, deserialized once: [`check_params`]
+    /// checked and normalised them when the job was accepted, so they are not checked
+    /// again (limits may have changed since). Only their fit to the model and datasets
+    /// the job runs on is confirmed, so a mismatch is an error rather than a panic.
+    pub fn params<T: DeserializeOwned>(&self) -> Result<T, Invalid> {
+        let mut c = Checker::new();
+        let arch = self.model.model.architecture();
+        params::check_compatibility(arch, &shape_of(&self.dataset), "dataset", &mut c);
+        if let Some(e) = &self.eval_dataset {
+            params::check_compatibility(arch, &shape_of(e), "eval_dataset", &mut c);
+        }
+        c.finish(())?;
+        serde_json::from_value(self.params.clone()).map_err(|e| {
+            Invalid::one(
+                "params",
+                format!("the stored params do not read back as checked params: {e}"),
+            )
+        })
     }
 }
 

@@ -10,9 +10,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::params::{
-    PruneMethod, PruneScheduleParams, PruneScope, UnitRanking, ValidPruneParams, validate_prune,
-};
+use super::params::{PruneMethod, PruneScheduleParams, PruneScope, UnitRanking, ValidPruneParams};
 use super::stage::{self, After, Encoding, OptimizationStage, Reported, StageContext, Transformed};
 use super::tuning::fine_tune;
 use super::{JobContext, JobError, JobInputs, JobOutput};
@@ -169,7 +167,7 @@ impl OptimizationStage for PruneStage {
     const NOUN: &'static str = "pruned";
 
     fn params(&self, inputs: &JobInputs) -> Result<ValidPruneParams, Invalid> {
-        inputs.validated(validate_prune)
+        inputs.params()
     }
 
     fn transform(
@@ -230,7 +228,8 @@ mod tests {
     use crate::formats::model_file::{self, ModelFile};
 
     use super::*;
-    use crate::jobs::train::tests::{TestCtx, arch, blobs};
+    use crate::jobs::JobKind;
+    use crate::jobs::fixtures::{TestCtx, accepted, arch, blobs};
 
     fn inputs(params: Value) -> JobInputs {
         let a = arch(
@@ -241,16 +240,19 @@ mod tests {
         );
         let model = ModelFile::untrained(&a, 5);
         let model_bytes = model_file::encode(&model).expect("encodes").len();
-        JobInputs {
-            model,
-            model_bytes,
-            dataset: blobs(200, 4, 2),
-            eval_dataset: Some(blobs(100, 4, 3)),
-            params,
-            model_id: uuid::Uuid::nil(),
-            job_id: uuid::Uuid::nil(),
-            student: None,
-        }
+        accepted(
+            JobKind::Prune,
+            JobInputs {
+                model,
+                model_bytes,
+                dataset: blobs(200, 4, 2),
+                eval_dataset: Some(blobs(100, 4, 3)),
+                params,
+                model_id: uuid::Uuid::nil(),
+                job_id: uuid::Uuid::nil(),
+                student: None,
+            },
+        )
     }
 
     fn nonzero(layers: &Value, i: usize) -> u64 {

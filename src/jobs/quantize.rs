@@ -12,9 +12,7 @@
 use ndarray::ArrayView2;
 use serde::Serialize;
 
-use super::params::{
-    CalibrationChoice, QuantizeMode, ValidCalibration, ValidQuantizeParams, validate_quantize,
-};
+use super::params::{CalibrationChoice, QuantizeMode, ValidCalibration, ValidQuantizeParams};
 use super::stage::{self, After, Encoding, OptimizationStage, Reported, StageContext, Transformed};
 use super::tuning::fine_tune;
 use super::{JobContext, JobError, JobInputs, JobOutput};
@@ -94,7 +92,7 @@ impl OptimizationStage for QuantizeStage {
     const NOUN: &'static str = "quantized";
 
     fn params(&self, inputs: &JobInputs) -> Result<ValidQuantizeParams, Invalid> {
-        inputs.validated(validate_quantize)
+        inputs.params()
     }
 
     fn transform(
@@ -250,7 +248,8 @@ mod tests {
     use crate::formats::model_file::{self, ModelFile};
 
     use super::*;
-    use crate::jobs::train::tests::{TestCtx, arch, blobs};
+    use crate::jobs::JobKind;
+    use crate::jobs::fixtures::{TestCtx, accepted, arch, blobs};
     use crate::nn::trainer::{FitConfig, fit};
 
     /// A trained 4 → 16 → 8 → 1 network whose second layer carries one huge weight
@@ -300,16 +299,19 @@ mod tests {
         file.model = model;
         file.meta.trained = true;
         let model_bytes = model_file::encode(&file).expect("encodes").len();
-        JobInputs {
-            model: file,
-            model_bytes,
-            dataset: data,
-            eval_dataset: Some(blobs(200, 4, 7)),
-            params,
-            model_id: uuid::Uuid::nil(),
-            job_id: uuid::Uuid::nil(),
-            student: None,
-        }
+        accepted(
+            JobKind::Quantize,
+            JobInputs {
+                model: file,
+                model_bytes,
+                dataset: data,
+                eval_dataset: Some(blobs(200, 4, 7)),
+                params,
+                model_id: uuid::Uuid::nil(),
+                job_id: uuid::Uuid::nil(),
+                student: None,
+            },
+        )
     }
 
     #[test]

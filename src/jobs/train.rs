@@ -9,10 +9,10 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use super::params::{self, ValidTrainParams};
+use super::params::ValidTrainParams;
 use super::report;
 use super::tuning;
-use super::{DatasetShape, JobContext, JobError, JobInputs, JobLimits, JobOutput, ProducedModel};
+use super::{JobContext, JobError, JobInputs, JobOutput, ProducedModel};
 use crate::formats::model_file::{self, ModelFile, ModelMeta};
 use crate::formats::source::Source;
 use crate::nn::data::{Dataset, Task};
@@ -20,47 +20,19 @@ use crate::nn::evaluation::{self, gather_rows};
 use crate::nn::trainer::NoHook;
 use crate::nn::{Sequential, evaluate};
 
-pub(crate) fn shape_of(d: &Dataset) -> DatasetShape {
-    DatasetShape {
-        rows: d.rows(),
-        features: d.features(),
-        classes: d.classes,
-        task: d.task,
-    }
-}
-
-/// Limits were enforced when the job was accepted; re-checking the stored
-/// params must not fail because configuration changed since.
-pub(crate) const NO_LIMITS: JobLimits = JobLimits {
-    max_epochs: u32::MAX,
-    max_batch_size: usize::MAX,
-    architecture: crate::nn::spec::ArchitectureLimits {
-        max_params: u64::MAX,
-        max_units: usize::MAX,
-        max_layers: usize::MAX,
-    },
-    teacher_cache_bytes: u64::MAX,
-};
-
 pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
+    let p: ValidTrainParams = inputs.params()?;
     let JobInputs {
         model: file,
         model_bytes: _,
         dataset,
         eval_dataset,
-        params: raw_params,
+        params: _,
         model_id,
         job_id,
         student: _,
     } = inputs;
     let architecture = file.model.architecture().clone();
-    let p: ValidTrainParams = params::validate_train(
-        &raw_params,
-        &architecture,
-        &shape_of(&dataset),
-        eval_dataset.as_ref().map(shape_of).as_ref(),
-        &NO_LIMITS,
-    )?;
     let task = dataset.task;
     let fine_tuning = file.meta.trained;
     let mut model = if fine_tuning {
@@ -201,62 +173,14 @@ impl<'a> EvaluationData<'a> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicBool, Ordering};
+mod tests {
+    use std::sync::atomic::Ordering;
 
-    use ndarray::{Array1, Array2};
-    use rand::{RngExt, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
     use serde_json::json;
 
     use super::*;
-
-    /// One `record_metrics` call: the epoch and its named values.
-    pub(crate) type MetricsRow = (u32, Vec<(String, f64)>);
-
-    /// An in-memory [`JobContext`] that records what a job reports.
-    #[derive(Default)]
-    pub(crate) struct TestCtx {
-        pub progress: Mutex<Vec<f64>>,
-        pub metrics: Mutex<Vec<MetricsRow>>,
-        pub cancel: AtomicBool,
-    }
-
-    impl JobContext for TestCtx {
-        fn set_progress(&self, fraction: f64) {
-            if let Ok(mut p) = self.progress.lock() {
-                p.push(fraction);
-            }
-        }
-        fn record_metrics(&self, step: u32, metrics: &[(&str, f64)]) {
-            if let Ok(mut m) = self.metrics.lock() {
-                m.push((
-                    step,
-                    metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-                ));
-            }
-        }
-        fn is_cancelled(&self) -> bool {
-            self.cancel.load(Ordering::Relaxed)
-        }
-    }
-
-    /// Two Gaussian blobs in `features` dimensions, separable along the first feature.
-    pub(crate) fn blobs(rows: usize, features: usize, seed: u64) -> Dataset {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let y = Array1::from_shape_fn(rows, |_| f32::from(rng.random_range(0..2u8)));
-        let x = Array2::from_shape_fn((rows, features), |(i, j)| {
-            let shift = if j == 0 { 2.0 * y[i] - 1.0 } else { 0.0 };
-            shift + rng.random_range(-0.8f32..0.8)
-        });
-        Dataset {
-            x,
-            y,
-            task: Task::Binary,
-            classes: 2,
-        }
-    }
+    use crate::jobs::JobKind;
+    use crate::jobs::fixtures::{TestCtx, accepted, arch, blobs, small_binary_arch};
 
     /// `JobOutput` is not `Debug`, so `expect_err` is not available.
     fn job_error(r: Result<JobOutput, JobError>, what: &str) -> JobError {
@@ -266,28 +190,20 @@ pub(crate) mod tests {
         }
     }
 
-    pub(crate) fn arch(json: &str) -> crate::nn::spec::Architecture {
-        serde_json::from_str(json).expect("architecture parses")
-    }
-
-    pub(crate) fn small_binary_arch() -> crate::nn::spec::Architecture {
-        arch(
-            r#"{"input_dim": 4, "layers": [{"type": "dense", "units": 8, "activation": "relu"},
-                {"type": "dense", "units": 1, "activation": "sigmoid"}]}"#,
-        )
-    }
-
     fn inputs(params: Value, eval: Option<Dataset>) -> JobInputs {
-        JobInputs {
-            model: ModelFile::untrained(&small_binary_arch(), 0),
-            model_bytes: 0,
-            dataset: blobs(300, 4, 1),
-            eval_dataset: eval,
-            params,
-            model_id: uuid::Uuid::nil(),
-            job_id: uuid::Uuid::nil(),
-            student: None,
-        }
+        accepted(
+            JobKind::Train,
+            JobInputs {
+                model: ModelFile::untrained(&small_binary_arch(), 0),
+                model_bytes: 0,
+                dataset: blobs(300, 4, 1),
+                eval_dataset: eval,
+                params,
+                model_id: uuid::Uuid::nil(),
+                job_id: uuid::Uuid::nil(),
+                student: None,
+            },
+        )
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //!  "low_rank_layers": [0]}    // layers to factorize; default every layer where it saves parameters
 //! ```
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fields::{Fields, non_negative_finite};
@@ -20,7 +20,7 @@ use crate::nn::spec::{Architecture, LayerSpec};
 use crate::validation::{Checker, Invalid};
 
 /// How the rank of a low-rank factorization is chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RankTarget {
     /// Smallest rank keeping this fraction of Σσ².
@@ -29,7 +29,7 @@ pub enum RankTarget {
     MaxAccuracyDrop(f64),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidCompactParams {
     pub dead_units: bool,
     pub dead_tolerance: f64,

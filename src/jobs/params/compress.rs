@@ -9,7 +9,7 @@
 //! Linear initialisation is the default because Deep Compression found it keeps
 //! the rare large weights that density initialisation under-represents.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fields::Fields;
@@ -21,14 +21,14 @@ use crate::validation::{Checker, Invalid};
 
 pub const DEFAULT_BITS: u8 = 5;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CentroidInit {
     Linear,
     Density,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CoderChoice {
     Auto,
@@ -37,7 +37,7 @@ pub enum CoderChoice {
     None,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidCompressParams {
     pub bits: u8,
     pub init: CentroidInit,

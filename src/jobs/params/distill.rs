@@ -14,7 +14,7 @@
 //! `"model"` (an id the service resolved) or `"shrink"` (how it was derived), so
 //! the job record says exactly which network was trained.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::fields::{Fields, positive_finite};
@@ -39,7 +39,7 @@ const DISTILL_KEYS: [&str; 6] = [
 ];
 
 /// The student network and where it came from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StudentSpec {
     pub architecture: Architecture,
     /// The stored model the student starts from (its weights when trained).
@@ -50,7 +50,7 @@ pub struct StudentSpec {
     pub shrink: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidDistillParams {
     pub student: StudentSpec,
     pub temperature: f64,

@@ -1,6 +1,6 @@
 //! Evaluate parameters: [`validate_evaluate`] → [`ValidEvaluateParams`]; evaluation takes only a batch size.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::DEFAULT_EVAL_BATCH_SIZE;
@@ -11,10 +11,16 @@ use crate::nn::spec::Architecture;
 use crate::validation::{Checker, Invalid};
 
 /// Checked evaluate parameters.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidEvaluateParams {
     /// Rows per inference batch (memory bound only; metrics do not depend on it).
+    /// Defaults when read back too: an evaluate job queued with `{}` still runs.
+    #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+}
+
+fn default_batch_size() -> usize {
+    DEFAULT_EVAL_BATCH_SIZE
 }
 
 pub fn validate_evaluate(

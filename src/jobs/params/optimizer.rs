@@ -1,6 +1,6 @@
 //! [`OptimizerParams`] and the parsing of `params.optimizer`, the largest choice in a train job, kept on its own.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fields::{Fields, non_negative_finite, positive_finite, unit_interval};
@@ -8,7 +8,7 @@ use crate::nn::optim::{Adam, AdamW, Momentum, Nesterov, OptimizerConfig, RmsProp
 use crate::validation::Checker;
 
 /// Optimizer parameters with defaults filled in (serialised into the normalised params).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "name", rename_all = "snake_case")]
 pub enum OptimizerParams {
     Sgd {

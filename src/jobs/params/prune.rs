@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fields::{Fields, choice, unit_interval};
@@ -32,21 +32,21 @@ pub const DEFAULT_SPARSITY: f64 = 0.5;
 /// Pruning events a default polynomial schedule spreads over its window.
 const DEFAULT_PRUNING_EVENTS: u64 = 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PruneMethod {
     Magnitude,
     Neurons,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PruneScope {
     Global,
     PerLayer,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UnitRanking {
     L1,
@@ -55,7 +55,7 @@ pub enum UnitRanking {
 }
 
 /// When pruning happens. Steps count optimizer steps of the fine-tuning.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum PruneScheduleParams {
     OneShot,
@@ -67,7 +67,7 @@ pub enum PruneScheduleParams {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidPruneParams {
     pub method: PruneMethod,
     pub sparsity: f64,

@@ -11,7 +11,7 @@
 //!  "fine_tune": {…train params…}}                // qat only; default 1 epoch
 //! ```
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::fields::{Fields, choice, non_negative_finite};
@@ -24,7 +24,7 @@ use crate::validation::{Checker, Invalid};
 pub const DEFAULT_CALIBRATION_SAMPLES: usize = 1000;
 pub const DEFAULT_PERCENTILE: f64 = 99.99;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QuantizeMode {
     Dynamic,
@@ -32,7 +32,7 @@ pub enum QuantizeMode {
     Qat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CalibrationChoice {
     Minmax,
@@ -40,7 +40,7 @@ pub enum CalibrationChoice {
     Entropy,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidCalibration {
     pub method: CalibrationChoice,
     pub percentile: f64,
@@ -48,7 +48,7 @@ pub struct ValidCalibration {
     pub compare: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidQuantizeParams {
     pub mode: QuantizeMode,
     pub bits: u8,

@@ -1,6 +1,6 @@
 //! Train parameters: raw [`TrainParams`] → [`validate_train`] → [`ValidTrainParams`], with the model/dataset fit checks and the default loss.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fields::{Fields, non_negative_finite, unit_interval};
@@ -84,7 +84,7 @@ pub fn default_loss(architecture: &Architecture, task: Task) -> Loss {
 }
 
 /// Checked train parameters; the trainer only ever sees these.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidTrainParams {
     pub epochs: u32,
     pub batch_size: usize,
@@ -97,7 +97,7 @@ pub struct ValidTrainParams {
     pub seed: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidEarlyStopping {
     pub patience: u32,
     pub monitor: String,

@@ -1,0 +1,14 @@
+//! A dataset's shape as job parameters are checked against it.
+
+use super::DatasetShape;
+use crate::nn::data::Dataset;
+
+/// The [`DatasetShape`] of a loaded dataset.
+pub(crate) fn shape_of(d: &Dataset) -> DatasetShape {
+    DatasetShape {
+        rows: d.rows(),
+        features: d.features(),
+        classes: d.classes,
+        task: d.task,
+    }
+}
