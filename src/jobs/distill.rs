@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::derived::{meta_for, output};
 use super::params::{ValidDistillParams, validate_distill};
+use super::references::ModelRole;
 use super::snapshot::{evaluation_data, score_keeping_outputs, snapshot_scored};
 use super::tuning::train_with;
 use super::{JobContext, JobError, JobInputs, JobOutput};
@@ -225,7 +226,7 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
         temperature: p.temperature as f32,
         alpha: p.alpha as f32,
     };
-    let start = initial_student(&p, inputs.student.as_ref());
+    let start = initial_student(&p, inputs.models.get(ModelRole::Student));
     let budget = usize::try_from(p.teacher_cache_bytes).unwrap_or(usize::MAX);
     let started = Instant::now();
     let cancelled = || ctx.is_cancelled();

@@ -19,6 +19,7 @@ pub mod evaluate;
 pub mod params;
 pub mod prune;
 pub mod quantize;
+pub mod references;
 pub mod report;
 pub mod snapshot;
 pub mod train;
@@ -127,8 +128,8 @@ pub struct JobInputs {
     pub model_id: uuid::Uuid,
     /// Id of the job itself, recorded in the lineage of any model file it writes.
     pub job_id: uuid::Uuid,
-    /// The stored model the distill job's `params.student` names, if any.
-    pub student: Option<crate::formats::model_file::ModelFile>,
+    /// The further stored models the job references, by role (see [`references`]).
+    pub models: references::InputModels,
 }
 
 /// A params check: `(params, architecture, dataset, eval_dataset, limits) → valid params`.

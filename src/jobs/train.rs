@@ -51,7 +51,7 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
         params: raw_params,
         model_id,
         job_id,
-        student: _,
+        models: _,
     } = inputs;
     let architecture = file.model.architecture().clone();
     let p: ValidTrainParams = params::validate_train(
@@ -286,7 +286,7 @@ pub(crate) mod tests {
             params,
             model_id: uuid::Uuid::nil(),
             job_id: uuid::Uuid::nil(),
-            student: None,
+            models: Default::default(),
         }
     }
 
