@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::params::{StudentSpec, ValidDistillParams};
+use super::references::ModelRole;
 use super::report::to_map;
 use super::snapshot::{Snapshot, score_keeping_outputs};
 use super::stage::{
@@ -65,7 +66,7 @@ impl Summary {
 /// The stored model the distill job's `params.student` names, if any: the one
 /// place the job reads it from its inputs.
 fn stored_student(inputs: &JobInputs) -> Option<&ModelFile> {
-    inputs.student.as_ref()
+    inputs.models.get(ModelRole::Student)
 }
 
 /// The student the job starts from: the stored student's weights when it is

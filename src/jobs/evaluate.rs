@@ -99,7 +99,7 @@ mod tests {
                 params: json!({}),
                 model_id: uuid::Uuid::nil(),
                 job_id: uuid::Uuid::nil(),
-                student: None,
+                models: Default::default(),
             },
         );
         let out = run(inputs, &TestCtx::default()).expect("evaluates");

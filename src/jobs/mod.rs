@@ -23,6 +23,7 @@ pub(crate) mod fixtures;
 pub mod params;
 pub mod prune;
 pub mod quantize;
+pub mod references;
 pub mod report;
 pub mod shape;
 pub mod snapshot;
@@ -133,8 +134,8 @@ pub struct JobInputs {
     pub model_id: uuid::Uuid,
     /// Id of the job itself, recorded in the lineage of any model file it writes.
     pub job_id: uuid::Uuid,
-    /// The stored model the distill job's `params.student` names, if any.
-    pub student: Option<crate::formats::model_file::ModelFile>,
+    /// The further stored models the job references, by role (see [`references`]).
+    pub models: references::InputModels,
 }
 
 impl JobInputs {

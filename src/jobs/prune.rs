@@ -250,7 +250,7 @@ mod tests {
                 params,
                 model_id: uuid::Uuid::nil(),
                 job_id: uuid::Uuid::nil(),
-                student: None,
+                models: Default::default(),
             },
         )
     }

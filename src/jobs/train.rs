@@ -30,7 +30,7 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
         params: _,
         model_id,
         job_id,
-        student: _,
+        models: _,
     } = inputs;
     let architecture = file.model.architecture().clone();
     let task = dataset.task;
@@ -201,7 +201,7 @@ mod tests {
                 params,
                 model_id: uuid::Uuid::nil(),
                 job_id: uuid::Uuid::nil(),
-                student: None,
+                models: Default::default(),
             },
         )
     }

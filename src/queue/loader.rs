@@ -3,6 +3,7 @@
 use crate::blobs::BlobStore;
 use crate::formats::dataset_file;
 use crate::formats::model_file::{self, ModelFile};
+use crate::jobs::references::{InputModels, ModelRole};
 use crate::jobs::{JobError, JobInputs};
 use crate::store::{JobRecord, Store};
 
@@ -13,13 +14,6 @@ fn decode_model(bytes: &[u8]) -> Result<ModelFile, JobError> {
 
 fn internal(what: &str, e: impl std::fmt::Display) -> JobError {
     JobError::Failed(format!("cannot load the {what}: {e}"))
-}
-
-/// The stored model a job's normalised `params.student.model` names.
-fn student_id(params: &serde_json::Value) -> Option<uuid::Uuid> {
-    crate::jobs::params::student_model_ref(params)
-        .and_then(|v| v.as_str())
-        .and_then(|s| uuid::Uuid::parse_str(s).ok())
 }
 
 /// Reads the model and datasets a job names. Decoding runs on the blocking pool.
@@ -56,30 +50,38 @@ pub(super) async fn load_inputs(
         Some(id) => Some(dataset_path(id).await?),
         None => None,
     };
-    // A distill job's student, when its params name a stored model.
-    let student_bytes = match student_id(&job.params.0) {
-        Some(id) => {
-            let record = store
-                .get_model(id)
-                .await
-                .map_err(|e| internal("student model", e))?
-                .ok_or_else(|| JobError::Failed(format!("student model {id} no longer exists")))?;
-            Some(
-                blobs
-                    .read(&record.sha256)
-                    .await
-                    .map_err(|e| internal("student model file", e))?,
-            )
+    // The further models the job references (a distill job's student, …), by role.
+    let references = store
+        .job_models(job.id)
+        .await
+        .map_err(|e| internal("job's models", e))?;
+    let mut referenced = Vec::new();
+    for (role, id) in references {
+        if role == ModelRole::Input {
+            continue;
         }
-        None => None,
-    };
+        let what = role.as_str();
+        let record = store
+            .get_model(id)
+            .await
+            .map_err(|e| internal(&format!("{what} model"), e))?
+            .ok_or_else(|| JobError::Failed(format!("{what} model {id} no longer exists")))?;
+        let bytes = blobs
+            .read(&record.sha256)
+            .await
+            .map_err(|e| internal(&format!("{what} model file"), e))?;
+        referenced.push((role, bytes));
+    }
     let params = job.params.0.clone();
     let model_id = job.model_id;
     let job_id = job.id;
     tokio::task::spawn_blocking(move || {
         let model = decode_model(&model_bytes)?;
         let size = model_bytes.len();
-        let student = student_bytes.as_deref().map(decode_model).transpose()?;
+        let mut models = InputModels::default();
+        for (role, bytes) in &referenced {
+            models.insert(*role, decode_model(bytes)?);
+        }
         let dataset = dataset_file::read_npz(&data).map_err(|e| internal("dataset", e))?;
         let eval_dataset = eval
             .map(|p| dataset_file::read_npz(&p).map_err(|e| internal("evaluation dataset", e)))
@@ -92,7 +94,7 @@ pub(super) async fn load_inputs(
             params,
             model_id,
             job_id,
-            student,
+            models,
         })
     })
     .await

@@ -181,6 +181,7 @@ impl Env {
             max_attempts: 3,
             idempotency_key: None,
             request_hash: None,
+            models: Vec::new(),
         };
         match self.store.insert_job(new).await.unwrap() {
             InsertJobOutcome::Created(j) => j.id,
@@ -416,6 +417,7 @@ async fn the_production_executor_loads_the_model_and_dataset_blobs_and_runs_an_e
             max_attempts: 3,
             idempotency_key: None,
             request_hash: None,
+            models: Vec::new(),
         })
         .await
         .unwrap()

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::page::PageRequest;
 use super::{ServiceError, Services};
-use crate::jobs::params::{resolved_student, student_model_ref};
+use crate::jobs::references::{params_model_refs, referenced_models, resolve_params_model};
 use crate::jobs::{DatasetShape, JobKind, check_params};
 use crate::nn::data::Task;
 use crate::store::{
@@ -124,9 +124,7 @@ impl Services {
         } else {
             req.params.clone()
         };
-        if req.kind == JobKind::Distill {
-            self.resolve_student(&mut params).await?;
-        }
+        self.resolve_params_models(req.kind, &mut params).await?;
         let eval_shape = eval_dataset.as_ref().map(shape).transpose()?;
         let normalized = check_params(
             req.kind,
@@ -145,6 +143,7 @@ impl Services {
                 model_id: model.id,
                 dataset_id: dataset.id,
                 eval_dataset_id: eval_dataset.map(|d| d.id),
+                models: referenced_models(req.kind, model.id, &normalized),
                 params: normalized,
                 max_attempts: i64::from(self.settings.queue.max_attempts),
                 idempotency_key,
@@ -165,28 +164,31 @@ impl Services {
         Ok(job)
     }
 
-    /// Replaces a distill job's `params.student` model id by the normalised
-    /// `{"model", "architecture"}`, so the params check sees the student's shape
-    /// and the job record says which network was trained.
-    async fn resolve_student(&self, params: &mut Value) -> Result<(), ServiceError> {
-        let Some(reference) = student_model_ref(params).cloned() else {
-            return Ok(());
-        };
-        let id = reference
-            .as_str()
-            .and_then(|s| Uuid::parse_str(s).ok())
-            .ok_or_else(|| {
-                Invalid::one(
-                    "params.student",
-                    "must be a model id or an architecture ({\"input_dim\": …, \"layers\": […]})",
-                )
-            })?;
-        let student = self
-            .store
-            .get_model(id)
-            .await?
-            .ok_or_else(|| Invalid::one("params.student", format!("no model with id {id}")))?;
-        params["student"] = resolved_student(id, &student.architecture.0);
+    /// Replaces each model id the params of `kind` name by its normalised form
+    /// (for a distill student `{"model", "architecture"}`), so the params check sees
+    /// the model's shape and the job record says which network was used.
+    async fn resolve_params_models(
+        &self,
+        kind: JobKind,
+        params: &mut Value,
+    ) -> Result<(), ServiceError> {
+        for reference in params_model_refs(kind, params) {
+            let id = reference
+                .value
+                .as_str()
+                .and_then(|s| Uuid::parse_str(s).ok())
+                .ok_or_else(|| {
+                    Invalid::one(
+                        reference.field,
+                        "must be a model id or an architecture ({\"input_dim\": …, \"layers\": […]})",
+                    )
+                })?;
+            let model =
+                self.store.get_model(id).await?.ok_or_else(|| {
+                    Invalid::one(reference.field, format!("no model with id {id}"))
+                })?;
+            resolve_params_model(reference.role, params, id, &model.architecture.0);
+        }
         Ok(())
     }
 

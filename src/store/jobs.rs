@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::artifacts::{NewArtifactRecord, insert_artifact};
 use super::models::{NewModelRecord, insert_model};
 use super::{ArtifactRecord, ModelRecord, Store, StoreError, duration_ms, now_ms};
+use crate::jobs::references::ModelRole;
 
 /// `queued → running → succeeded | failed | cancelled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -109,6 +110,9 @@ pub struct NewJobRecord {
     pub max_attempts: i64,
     pub idempotency_key: Option<String>,
     pub request_hash: Option<String>,
+    /// The stored models the job references beyond `model_id` (which is always
+    /// recorded as [`ModelRole::Input`]), from [`crate::jobs::references::referenced_models`].
+    pub models: Vec<(ModelRole, Uuid)>,
 }
 
 #[derive(Debug, Clone)]
@@ -164,6 +168,8 @@ impl Store {
     /// Queues a job, honouring its idempotency key: the same key with the same
     /// request hash returns the existing job, with another hash `KeyConflict`.
     pub async fn insert_job(&self, new: NewJobRecord) -> Result<InsertJobOutcome, StoreError> {
+        // The job and the models it references land together, or not at all.
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         let inserted: Option<JobRecord> = sqlx::query_as(
             "INSERT INTO jobs (id, kind, status, model_id, dataset_id, eval_dataset_id, params,
                                max_attempts, idempotency_key, request_hash, created_at)
@@ -181,8 +187,22 @@ impl Store {
         .bind(new.idempotency_key.clone())
         .bind(new.request_hash.clone())
         .bind(now_ms())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
+        if let Some(job) = &inserted {
+            let input = std::iter::once((ModelRole::Input, new.model_id));
+            for (role, model_id) in input.chain(new.models.iter().copied()) {
+                sqlx::query(
+                    "INSERT OR IGNORE INTO job_models (job_id, model_id, role) VALUES (?, ?, ?)",
+                )
+                .bind(job.id)
+                .bind(model_id)
+                .bind(role.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
         if let Some(job) = inserted {
             return Ok(InsertJobOutcome::Created(job));
         }
@@ -199,6 +219,22 @@ impl Store {
         } else {
             Ok(InsertJobOutcome::KeyConflict)
         }
+    }
+
+    /// The stored models a job references, by role (its input model among them).
+    pub async fn job_models(&self, job_id: Uuid) -> Result<Vec<(ModelRole, Uuid)>, StoreError> {
+        let rows: Vec<(String, Uuid)> =
+            sqlx::query_as("SELECT role, model_id FROM job_models WHERE job_id = ? ORDER BY role")
+                .bind(job_id)
+                .fetch_all(self.pool())
+                .await?;
+        rows.into_iter()
+            .map(|(role, id)| {
+                ModelRole::parse(&role)
+                    .map(|r| (r, id))
+                    .ok_or(StoreError::UnknownRole { job_id, role })
+            })
+            .collect()
     }
 
     pub async fn job_by_idempotency_key(&self, key: &str) -> Result<Option<JobRecord>, StoreError> {

@@ -55,6 +55,9 @@ pub enum StoreError {
     /// worker owns it now (its lease expired), or it was released or finished.
     #[error("job {job_id} attempt {attempt}: lease lost")]
     LeaseLost { job_id: uuid::Uuid, attempt: i64 },
+    /// A `job_models` row names a role this build does not know (a newer schema's).
+    #[error("job {job_id} references a model in unknown role {role:?}")]
+    UnknownRole { job_id: uuid::Uuid, role: String },
     #[error("no {what} with id {id}")]
     NotFound { what: &'static str, id: uuid::Uuid },
 }

@@ -119,15 +119,14 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// True while a queued or running job starts from this model, or names it
-    /// as the student it distills into (`params.student.model`).
+    /// True while a queued or running job references this model in any role
+    /// (its input, a distill job's student, …: see `job_models`).
     pub async fn model_in_use(&self, id: Uuid) -> Result<bool, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM jobs WHERE status IN ('queued', 'running')
-                            AND (model_id = ? OR json_extract(params, '$.student.model') = ?))",
+            "SELECT EXISTS (SELECT 1 FROM job_models r JOIN jobs j ON j.id = r.job_id
+                            WHERE r.model_id = ? AND j.status IN ('queued', 'running'))",
         )
         .bind(id)
-        .bind(id.to_string())
         .fetch_one(self.pool())
         .await?)
     }

@@ -7,6 +7,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::*;
+use crate::jobs::JobKind;
+use crate::jobs::references::{ModelRole, referenced_models};
 use crate::nn::spec::{Activation, Architecture, LayerSpec};
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -29,6 +31,7 @@ pub(crate) fn new_job(max_attempts: i64) -> NewJobRecord {
         max_attempts,
         idempotency_key: None,
         request_hash: None,
+        models: Vec::new(),
     }
 }
 
@@ -381,6 +384,7 @@ async fn datasets_and_models_round_trip_and_answer_whether_they_are_in_use() {
     let mut distill = new_job(3);
     distill.kind = "distill".into();
     distill.params = json!({"student": {"model": student, "architecture": {}}});
+    distill.models = referenced_models(JobKind::Distill, distill.model_id, &distill.params);
     let InsertJobOutcome::Created(job) = store.insert_job(distill).await.unwrap() else {
         panic!()
     };
@@ -495,4 +499,39 @@ async fn the_claim_reads_queued_jobs_in_index_order_without_sorting() {
         "{plan:?}"
     );
     assert!(!plan.iter().any(|d| d.contains("TEMP B-TREE")), "{plan:?}");
+}
+
+#[tokio::test]
+async fn upgrading_backfills_job_models_so_queued_jobs_keep_their_models_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(dir.path()).await.unwrap();
+    // The schema as it was before `job_models`, with a distill job already queued.
+    let before = MIGRATOR
+        .iter()
+        .filter(|m| m.description != "job models")
+        .map(|m| m.version)
+        .max()
+        .unwrap();
+    MIGRATOR.run_to(before, store.pool()).await.unwrap();
+    let (job, teacher, student) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let params = json!({"student": {"model": student, "architecture": {}}});
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, status, model_id, dataset_id, params, max_attempts, created_at)
+         VALUES (?, 'distill', 'queued', ?, ?, ?, 3, 0)",
+    )
+    .bind(job)
+    .bind(teacher)
+    .bind(Uuid::now_v7())
+    .bind(params.to_string())
+    .execute(store.pool())
+    .await
+    .unwrap();
+
+    store.migrate().await.unwrap();
+    assert!(store.model_in_use(teacher).await.unwrap());
+    assert!(store.model_in_use(student).await.unwrap());
+    assert_eq!(
+        store.job_models(job).await.unwrap(),
+        vec![(ModelRole::Input, teacher), (ModelRole::Student, student)]
+    );
 }
