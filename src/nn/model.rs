@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::activation::Activation;
-use super::layer::{BackwardPass, Init, Layer};
+use super::layer::{BackwardPass, Init, Layer, UnsupportedLayer};
 use super::param::Param;
 use super::shape::Shape;
 use super::spec::Architecture;
@@ -155,6 +155,20 @@ impl Sequential {
             .iter()
             .enumerate()
             .filter_map(|(i, l)| l.as_dense().map(|d| (i, d)))
+    }
+
+    /// The dense layers for `operation`, an algorithm that only knows dense
+    /// layers: any other layer with parameters is refused, not passed over.
+    pub fn dense_only(
+        &self,
+        operation: &'static str,
+    ) -> Result<Vec<(usize, &super::dense::Dense)>, UnsupportedLayer> {
+        self.layers
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.has_params())
+            .map(|(i, l)| l.dense(i, operation).map(|d| (i, d)))
+            .collect()
     }
 
     /// Every trainable tensor of every layer, in layer order, weights before
@@ -472,6 +486,24 @@ mod tests {
         let f = m.forward(x.view());
         assert_eq!(ws.output(6), f.output.view());
         assert_eq!(ws.logits(6), f.logits.view());
+    }
+
+    #[test]
+    fn dense_only_passes_over_dropout_and_lists_the_dense_layers() {
+        let a = arch(
+            r#"{"input_dim": 3, "layers": [{"type": "dense", "units": 4},
+                {"type": "dropout", "rate": 0.5}, {"type": "dense", "units": 1}]}"#,
+        );
+        let m = Sequential::new(&a, 1);
+        let dense = m
+            .dense_only("a test")
+            .expect("all parametric layers are dense");
+        assert_eq!(dense.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 2]);
+        let err = m.layers()[1].dense(1, "a test").expect_err("dropout");
+        assert_eq!(
+            err.to_string(),
+            "layer 1 is a dropout layer, which a test does not support"
+        );
     }
 
     #[test]
