@@ -53,6 +53,7 @@ use super::huffman::{self, BitReader, BitWriter};
 use super::model_file::{FORMAT, FORMAT_VERSION, ModelFile, ModelMeta};
 use crate::nn::Sequential;
 use crate::nn::data::Task;
+use crate::nn::layer::UnsupportedLayer;
 use crate::nn::share::{SharedLayer, SharedWeights};
 use crate::nn::spec::{Architecture, ArchitectureLimits, LayerSpec};
 use crate::validation::{FieldError, Invalid};
@@ -124,6 +125,8 @@ pub struct CompressedInfo {
 pub enum CompressError {
     #[error("could not write the header: {0}")]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Unsupported(#[from] UnsupportedLayer),
     #[error("bits must be between 1 and 8; got {0}")]
     Bits(u8),
     #[error("dense layer {0} has no shared weights")]
@@ -235,7 +238,7 @@ pub fn encode_with_info(
     out.extend_from_slice(&u32_len(json.len(), 0)?.to_le_bytes());
     out.extend_from_slice(&json);
     let mut layers = Vec::new();
-    for (i, d) in model.dense_layers() {
+    for (i, d) in model.dense_only("the compressed format")? {
         let s = shared
             .layers
             .iter()

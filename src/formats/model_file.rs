@@ -28,6 +28,7 @@ use super::quantized::{self, Quantization};
 use super::sparse_layout::{self, RawTensor};
 use crate::nn::Sequential;
 use crate::nn::data::Task;
+use crate::nn::layer::UnsupportedLayer;
 use crate::nn::spec::{Architecture, ArchitectureLimits, LayerSpec};
 use crate::validation::Invalid;
 
@@ -138,6 +139,8 @@ impl ModelFile {
 pub enum EncodeError {
     #[error("could not write the architecture: {0}")]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Unsupported(#[from] UnsupportedLayer),
 }
 
 fn le_bytes(values: impl Iterator<Item = f32>) -> Vec<u8> {
@@ -149,7 +152,7 @@ pub fn encode(file: &ModelFile) -> Result<Vec<u8>, EncodeError> {
     let model = &file.model;
     let mut buffers: Vec<RawTensor> = Vec::new();
     let mut sparse: BTreeMap<String, &str> = BTreeMap::new();
-    for (i, d) in model.dense_layers() {
+    for (i, d) in model.dense_only("kiln's model file")? {
         let w = &d.weight.value;
         let name = format!("layers.{i}.weight");
         let int8 = file.meta.quantization.as_ref().and_then(|q| q.layer(i));

@@ -10,7 +10,10 @@ use rand_chacha::ChaCha8Rng;
 use super::activation::{self, Activation};
 use super::gemm;
 use super::init;
+use super::layer::{BackwardPass, Init, LayerKind, LayerOps};
 use super::param::Param;
+use super::shape::{Shape, ShapeError};
+use super::spec::LayerSpec;
 
 /// Batches up to this many rows use the row-by-row product in [`Dense::linear_into`].
 const SMALL_BATCH: usize = 4;
@@ -37,6 +40,24 @@ impl Dense {
             weight,
             bias,
             activation,
+        }
+    }
+
+    /// A layer started as `init` says: random ([`Self::new`]) or zeros.
+    pub fn init(
+        inputs: usize,
+        units: usize,
+        activation: Activation,
+        use_bias: bool,
+        init: &mut Init<'_>,
+    ) -> Self {
+        match init {
+            Init::Random(rng) => Self::new(inputs, units, activation, use_bias, rng),
+            Init::Zeros => Self {
+                weight: Param::new(Array2::zeros((inputs, units))),
+                bias: use_bias.then(|| Param::new(Array2::zeros((1, units)))),
+                activation,
+            },
         }
     }
 
@@ -146,6 +167,92 @@ impl Dense {
         if let Some(dx) = dx {
             gemm::matmul_bt(dz, self.weight.value.view(), dx);
         }
+    }
+}
+
+impl LayerOps for Dense {
+    fn kind(&self) -> LayerKind {
+        LayerKind::Dense
+    }
+
+    fn spec(&self) -> LayerSpec {
+        LayerSpec::Dense {
+            units: self.units(),
+            activation: self.activation,
+            use_bias: self.bias.is_some(),
+        }
+    }
+
+    fn push_params<'a>(&'a self, out: &mut Vec<&'a Param>) {
+        out.push(&self.weight);
+        out.extend(&self.bias);
+    }
+
+    fn push_params_mut<'a>(&'a mut self, out: &mut Vec<&'a mut Param>) {
+        out.push(&mut self.weight);
+        out.extend(&mut self.bias);
+    }
+
+    fn has_params(&self) -> bool {
+        true
+    }
+
+    fn kernels(&self) -> &[Param] {
+        std::slice::from_ref(&self.weight)
+    }
+
+    fn kernels_mut(&mut self) -> &mut [Param] {
+        std::slice::from_mut(&mut self.weight)
+    }
+
+    fn output_shape(&self, input: &Shape) -> Result<Shape, ShapeError> {
+        if input.dims() != [self.inputs()] {
+            return Err(ShapeError::Mismatch {
+                kind: LayerKind::Dense,
+                expected: Shape::features(self.inputs()),
+                found: input.clone(),
+            });
+        }
+        Ok(Shape::features(self.units()))
+    }
+
+    /// The pre-activation `z`.
+    fn scratch_shape(&self, input: &Shape) -> Result<Option<Shape>, ShapeError> {
+        self.output_shape(input).map(Some)
+    }
+
+    fn forward(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        Dense::forward(self, x)
+    }
+
+    fn forward_logits(&self, x: ArrayView2<f32>) -> (Array2<f32>, Array2<f32>) {
+        let mut z = Array2::zeros((x.nrows(), self.units()));
+        self.linear_into(x, z.view_mut());
+        let logits = z.clone();
+        activation::apply_inplace(self.activation, z.view_mut());
+        (logits, z)
+    }
+
+    fn forward_train(
+        &self,
+        x: ArrayView2<f32>,
+        scratch: ArrayViewMut2<f32>,
+        out: ArrayViewMut2<f32>,
+        _rng: &mut ChaCha8Rng,
+    ) {
+        self.forward_into(x, scratch, out);
+    }
+
+    fn backward(&mut self, mut pass: BackwardPass<'_>) {
+        if !pass.g_is_wrt_logits {
+            activation::backward(
+                self.activation,
+                pass.scratch,
+                pass.output,
+                pass.g_out.view_mut(),
+            );
+        }
+        Dense::backward(self, pass.input, pass.g_out.view(), pass.g_in);
     }
 }
 

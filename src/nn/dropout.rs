@@ -1,9 +1,14 @@
 //! Inverted dropout: while training each activation is kept with probability
 //! `1 − rate` and scaled by `1/(1 − rate)`, so inference is the identity.
 
-use ndarray::{ArrayView2, ArrayViewMut2, Zip};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
+
+use super::layer::{BackwardPass, LayerKind, LayerOps};
+use super::param::Param;
+use super::shape::{Shape, ShapeError};
+use super::spec::LayerSpec;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Dropout {
@@ -45,6 +50,65 @@ impl Dropout {
             .and(&g_out)
             .and(&mask)
             .for_each(|gi, &go, &m| *gi = go * m);
+    }
+}
+
+impl LayerOps for Dropout {
+    fn kind(&self) -> LayerKind {
+        LayerKind::Dropout
+    }
+
+    fn spec(&self) -> LayerSpec {
+        LayerSpec::Dropout { rate: self.rate }
+    }
+
+    fn push_params<'a>(&'a self, _out: &mut Vec<&'a Param>) {}
+
+    fn push_params_mut<'a>(&'a mut self, _out: &mut Vec<&'a mut Param>) {}
+
+    fn has_params(&self) -> bool {
+        false
+    }
+
+    fn kernels(&self) -> &[Param] {
+        &[]
+    }
+
+    fn kernels_mut(&mut self) -> &mut [Param] {
+        &mut []
+    }
+
+    fn output_shape(&self, input: &Shape) -> Result<Shape, ShapeError> {
+        Ok(input.clone())
+    }
+
+    /// The mask drawn for the batch.
+    fn scratch_shape(&self, input: &Shape) -> Result<Option<Shape>, ShapeError> {
+        Ok(Some(input.clone()))
+    }
+
+    fn is_identity_at_inference(&self) -> bool {
+        true
+    }
+
+    fn forward(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        x.to_owned()
+    }
+
+    fn forward_train(
+        &self,
+        x: ArrayView2<f32>,
+        scratch: ArrayViewMut2<f32>,
+        out: ArrayViewMut2<f32>,
+        rng: &mut ChaCha8Rng,
+    ) {
+        Dropout::forward_train(self, x, scratch, out, rng);
+    }
+
+    fn backward(&mut self, pass: BackwardPass<'_>) {
+        if let Some(g_in) = pass.g_in {
+            Dropout::backward(pass.scratch, pass.g_out.view(), g_in);
+        }
     }
 }
 

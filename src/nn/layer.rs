@@ -1,7 +1,27 @@
-//! The layers a [`super::model::Sequential`] is made of.
+//! The layers a [`super::model::Sequential`] is made of, and the one place that
+//! dispatches on their kind.
+//!
+//! Each kind lives in its own file and implements [`LayerOps`]; `Layer` derefs
+//! to it, so everything else calls `layer.params()`, `layer.forward(..)` without
+//! naming a variant. Adding a kind: its file, a variant here, an arm in `each!`
+//! and in [`Layer::from_spec`].
+
+mod ops;
+mod unsupported;
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+
+use rand_chacha::ChaCha8Rng;
+
+pub use ops::{BackwardPass, LayerOps};
+pub use unsupported::UnsupportedLayer;
 
 use super::dense::Dense;
 use super::dropout::Dropout;
+use super::param::Param;
+use super::shape::Shape;
+use super::spec::LayerSpec;
 
 /// A network holds a handful of layers, so the size gap between variants costs nothing.
 #[allow(clippy::large_enum_variant)]
@@ -11,18 +31,125 @@ pub enum Layer {
     Dropout(Dropout),
 }
 
+/// The name of a layer kind, for errors and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LayerKind {
+    Dense,
+    Dropout,
+}
+
+impl LayerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LayerKind::Dense => "dense",
+            LayerKind::Dropout => "dropout",
+        }
+    }
+}
+
+impl fmt::Display for LayerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a new layer's parameters start.
+pub enum Init<'a> {
+    /// Seeded random initialisation (see [`super::init`]).
+    Random(&'a mut ChaCha8Rng),
+    /// Zeros of the right shapes, to be overwritten with stored weights.
+    Zeros,
+}
+
+/// The one match over the variants: `each!(layer, l => expr)` runs `expr` with
+/// `l` bound to the variant's value.
+macro_rules! each {
+    ($layer:expr, $l:ident => $e:expr) => {
+        match $layer {
+            Layer::Dense($l) => $e,
+            Layer::Dropout($l) => $e,
+        }
+    };
+}
+
+impl Deref for Layer {
+    type Target = dyn LayerOps;
+
+    fn deref(&self) -> &Self::Target {
+        each!(self, l => l)
+    }
+}
+
+impl DerefMut for Layer {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        each!(self, l => l)
+    }
+}
+
 impl Layer {
+    /// The layer `spec` describes, taking samples of shape `input`.
+    pub fn from_spec(spec: &LayerSpec, input: &Shape, init: &mut Init<'_>) -> Self {
+        match *spec {
+            LayerSpec::Dense {
+                units,
+                activation,
+                use_bias,
+            } => Layer::Dense(Dense::init(input.size(), units, activation, use_bias, init)),
+            LayerSpec::Dropout { rate } => Layer::Dropout(Dropout { rate }),
+        }
+    }
+
+    /// Every trainable tensor, weights before biases.
+    pub fn params(&self) -> Vec<&Param> {
+        let mut out = Vec::new();
+        self.push_params(&mut out);
+        out
+    }
+
+    /// Same order as [`Self::params`].
+    pub fn params_mut(&mut self) -> Vec<&mut Param> {
+        let mut out = Vec::new();
+        self.push_params_mut(&mut out);
+        out
+    }
+
+    /// The dense layer, for algorithms that only exist for dense layers; see
+    /// [`Self::dense`] for the checked form.
     pub fn as_dense(&self) -> Option<&Dense> {
         match self {
             Layer::Dense(d) => Some(d),
-            Layer::Dropout(_) => None,
+            _ => None,
         }
     }
 
     pub fn as_dense_mut(&mut self) -> Option<&mut Dense> {
         match self {
             Layer::Dense(d) => Some(d),
-            Layer::Dropout(_) => None,
+            _ => None,
         }
+    }
+
+    /// The dense layer at `index`, or the typed refusal of `operation`.
+    pub fn dense(&self, index: usize, operation: &'static str) -> Result<&Dense, UnsupportedLayer> {
+        let kind = self.kind();
+        self.as_dense().ok_or(UnsupportedLayer {
+            index,
+            kind,
+            operation,
+        })
+    }
+
+    /// Mutable form of [`Self::dense`].
+    pub fn dense_mut(
+        &mut self,
+        index: usize,
+        operation: &'static str,
+    ) -> Result<&mut Dense, UnsupportedLayer> {
+        let kind = self.kind();
+        self.as_dense_mut().ok_or(UnsupportedLayer {
+            index,
+            kind,
+            operation,
+        })
     }
 }

@@ -36,6 +36,7 @@ pub mod prune;
 pub mod quant;
 pub mod regularization;
 pub mod schedule;
+pub mod shape;
 pub mod share;
 pub mod sparse;
 pub mod spec;

@@ -2,18 +2,18 @@
 //!
 //! Inference allocates its outputs ([`Sequential::predict`]); training runs
 //! through a [`Workspace`] of buffers sized once for the batch, so the hot loop
-//! does not allocate.
+//! does not allocate. Nothing here names a layer kind: every layer is reached
+//! through [`super::layer::LayerOps`].
 
-use ndarray::{Array1, Array2, ArrayView2, Axis, s};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, s};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::activation::Activation;
-use super::dense::Dense;
-use super::dropout::Dropout;
-use super::layer::Layer;
+use super::layer::{BackwardPass, Init, Layer, UnsupportedLayer};
 use super::param::Param;
-use super::spec::{Architecture, LayerSpec};
+use super::shape::Shape;
+use super::spec::Architecture;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sequential {
@@ -21,7 +21,7 @@ pub struct Sequential {
     layers: Vec<Layer>,
 }
 
-/// The last dense layer's pre-activation (`logits`) and the network output.
+/// The last layer's pre-activation (`logits`) and the network output.
 #[derive(Debug, Clone)]
 pub struct Forward {
     pub logits: Array2<f32>,
@@ -33,53 +33,56 @@ impl Sequential {
     /// The architecture should have passed [`Architecture::check`].
     pub fn new(architecture: &Architecture, seed: u64) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        Self::build(architecture, |inputs, units, activation, use_bias| {
-            Dense::new(inputs, units, activation, use_bias, &mut rng)
-        })
+        Self::build(architecture, Init::Random(&mut rng))
     }
 
     /// A network from given weights: one `(weight [in, out], bias [out])` per dense
-    /// layer, in order. Errors describe the first mismatch with the architecture.
+    /// layer, in order. Errors describe the first mismatch with the architecture,
+    /// or a layer with parameters that are not a dense matrix.
     pub fn from_weights(
         architecture: &Architecture,
         weights: Vec<(Array2<f32>, Option<Array1<f32>>)>,
     ) -> Result<Self, String> {
-        let mut model = Self::new_uninit(architecture);
+        let mut model = Self::build(architecture, Init::Zeros);
         let mut it = weights.into_iter();
         let mut width = architecture.input_dim;
         for (i, layer) in model.layers.iter_mut().enumerate() {
-            if let Layer::Dense(d) = layer {
-                let (w, b) = it
-                    .next()
-                    .ok_or_else(|| format!("layer {i} has no weights"))?;
-                if w.dim() != (width, d.units()) {
+            if !layer.has_params() {
+                continue;
+            }
+            let d = layer
+                .dense_mut(i, "loading weight matrices")
+                .map_err(|e| e.to_string())?;
+            let (w, b) = it
+                .next()
+                .ok_or_else(|| format!("layer {i} has no weights"))?;
+            if w.dim() != (width, d.units()) {
+                return Err(format!(
+                    "layers.{i}.weight has shape {:?}; expected [{width}, {}]",
+                    w.shape(),
+                    d.units()
+                ));
+            }
+            let units = d.units();
+            match (&mut d.bias, b) {
+                (Some(p), Some(b)) if b.len() == units => {
+                    *p = Param::new(b.insert_axis(Axis(0)));
+                }
+                (Some(_), Some(b)) => {
                     return Err(format!(
-                        "layers.{i}.weight has shape {:?}; expected [{width}, {}]",
-                        w.shape(),
-                        d.units()
+                        "layers.{i}.bias has {} values; expected {}",
+                        b.len(),
+                        units
                     ));
                 }
-                let units = d.units();
-                match (&mut d.bias, b) {
-                    (Some(p), Some(b)) if b.len() == units => {
-                        *p = Param::new(b.insert_axis(Axis(0)));
-                    }
-                    (Some(_), Some(b)) => {
-                        return Err(format!(
-                            "layers.{i}.bias has {} values; expected {}",
-                            b.len(),
-                            units
-                        ));
-                    }
-                    (Some(_), None) => return Err(format!("layers.{i}.bias is missing")),
-                    (None, Some(_)) => {
-                        return Err(format!("layers.{i}.bias given for a layer without bias"));
-                    }
-                    (None, None) => {}
+                (Some(_), None) => return Err(format!("layers.{i}.bias is missing")),
+                (None, Some(_)) => {
+                    return Err(format!("layers.{i}.bias given for a layer without bias"));
                 }
-                width = d.units();
-                d.weight = Param::new(w);
+                (None, None) => {}
             }
+            width = d.units();
+            d.weight = Param::new(w);
         }
         if it.next().is_some() {
             return Err("more weight tensors than dense layers".into());
@@ -87,35 +90,18 @@ impl Sequential {
         Ok(model)
     }
 
-    /// Shapes right, values zero: the starting point of [`Self::from_weights`].
-    fn new_uninit(architecture: &Architecture) -> Self {
-        Self::build(architecture, |inputs, units, activation, use_bias| Dense {
-            weight: Param::new(Array2::zeros((inputs, units))),
-            bias: use_bias.then(|| Param::new(Array2::zeros((1, units)))),
-            activation,
-        })
-    }
-
-    /// Walks the architecture, making each dense layer with `dense(inputs, units, activation, use_bias)`.
-    fn build(
-        architecture: &Architecture,
-        mut dense: impl FnMut(usize, usize, Activation, bool) -> Dense,
-    ) -> Self {
-        let mut width = architecture.input_dim;
+    /// Walks the architecture, making each layer for the shape the previous one gives.
+    fn build(architecture: &Architecture, mut init: Init<'_>) -> Self {
+        let mut shape = Shape::features(architecture.input_dim);
         let layers = architecture
             .layers
             .iter()
-            .map(|spec| match *spec {
-                LayerSpec::Dense {
-                    units,
-                    activation,
-                    use_bias,
-                } => {
-                    let d = dense(width, units, activation, use_bias);
-                    width = units;
-                    Layer::Dense(d)
+            .map(|spec| {
+                let layer = Layer::from_spec(spec, &shape, &mut init);
+                if let Ok(next) = layer.output_shape(&shape) {
+                    shape = next;
                 }
-                LayerSpec::Dropout { rate } => Layer::Dropout(Dropout { rate }),
+                layer
             })
             .collect();
         Self {
@@ -125,20 +111,10 @@ impl Sequential {
     }
 
     /// A network from ready-made layers; the architecture is read off them.
-    /// Dense layers must chain (`inputs` of each equals the previous `units`,
-    /// the first equals `input_dim`); see [`super::surgery`] for the checked entry.
+    /// Layers must chain (each takes the shape the one before gives, the first
+    /// `[input_dim]`); see [`super::surgery`] for the checked entry.
     pub(crate) fn from_layers(input_dim: usize, layers: Vec<Layer>) -> Self {
-        let specs = layers
-            .iter()
-            .map(|l| match l {
-                Layer::Dense(d) => LayerSpec::Dense {
-                    units: d.units(),
-                    activation: d.activation,
-                    use_bias: d.bias.is_some(),
-                },
-                Layer::Dropout(dr) => LayerSpec::Dropout { rate: dr.rate },
-            })
-            .collect();
+        let specs = layers.iter().map(|l| l.spec()).collect();
         Self {
             architecture: Architecture {
                 input_dim,
@@ -174,21 +150,33 @@ impl Sequential {
     }
 
     /// `(layer index, layer)` for every dense layer.
-    pub fn dense_layers(&self) -> impl Iterator<Item = (usize, &Dense)> {
+    pub fn dense_layers(&self) -> impl Iterator<Item = (usize, &super::dense::Dense)> {
         self.layers
             .iter()
             .enumerate()
             .filter_map(|(i, l)| l.as_dense().map(|d| (i, d)))
     }
 
-    /// Every trainable tensor, weights before biases within a layer.
+    /// The dense layers for `operation`, an algorithm that only knows dense
+    /// layers: any other layer with parameters is refused, not passed over.
+    pub fn dense_only(
+        &self,
+        operation: &'static str,
+    ) -> Result<Vec<(usize, &super::dense::Dense)>, UnsupportedLayer> {
+        self.layers
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.has_params())
+            .map(|(i, l)| l.dense(i, operation).map(|d| (i, d)))
+            .collect()
+    }
+
+    /// Every trainable tensor of every layer, in layer order, weights before
+    /// biases within a layer.
     pub fn params(&self) -> Vec<&Param> {
         let mut out = Vec::new();
-        for (_, d) in self.dense_layers() {
-            out.push(&d.weight);
-            if let Some(b) = &d.bias {
-                out.push(b);
-            }
+        for layer in &self.layers {
+            layer.push_params(&mut out);
         }
         out
     }
@@ -197,12 +185,7 @@ impl Sequential {
     pub fn params_mut(&mut self) -> Vec<&mut Param> {
         let mut out = Vec::new();
         for layer in &mut self.layers {
-            if let Layer::Dense(d) = layer {
-                out.push(&mut d.weight);
-                if let Some(b) = &mut d.bias {
-                    out.push(b);
-                }
-            }
+            layer.push_params_mut(&mut out);
         }
         out
     }
@@ -227,12 +210,12 @@ impl Sequential {
         }
     }
 
-    /// Index one past the last dense layer: trailing dropout layers are ignored
-    /// (they would only drop network outputs).
+    /// Index one past the last layer that acts at inference: trailing dropout
+    /// layers are ignored (they would only drop network outputs).
     fn end(&self) -> usize {
         self.layers
             .iter()
-            .rposition(|l| matches!(l, Layer::Dense(_)))
+            .rposition(|l| !l.is_identity_at_inference())
             .map_or(0, |i| i + 1)
     }
 
@@ -266,15 +249,16 @@ impl Sequential {
         let mut h: Option<Array2<f32>> = None;
         let mut logits = None;
         for (i, layer) in self.layers[..end].iter().enumerate() {
-            if let Layer::Dense(d) = layer {
-                let input = h.as_ref().map_or(x, |h| h.view());
-                let mut z = Array2::zeros((x.nrows(), d.units()));
-                d.linear_into(input, z.view_mut());
-                if i + 1 == end {
-                    logits = Some(z.clone());
-                }
-                super::activation::apply_inplace(d.activation, z.view_mut());
-                h = Some(z);
+            if layer.is_identity_at_inference() {
+                continue;
+            }
+            let input = h.as_ref().map_or(x, |h| h.view());
+            if i + 1 == end {
+                let (z, a) = layer.forward_logits(input);
+                logits = Some(z);
+                h = Some(a);
+            } else {
+                h = Some(layer.forward(input));
             }
         }
         let output = h.unwrap_or_else(|| x.to_owned());
@@ -293,8 +277,8 @@ impl Sequential {
         let end = self.end();
         let mut h: Option<Array2<f32>> = None;
         for layer in &self.layers[..end] {
-            if let Layer::Dense(d) = layer {
-                h = Some(d.forward(h.as_ref().map_or(x, |h| h.view())));
+            if !layer.is_identity_at_inference() {
+                h = Some(layer.forward(h.as_ref().map_or(x, |h| h.view())));
             }
         }
         h.unwrap_or_else(|| x.to_owned())
@@ -328,62 +312,44 @@ impl Sequential {
                 before[i - 1].slice(s![..n, ..])
             };
             let out = rest[0].slice_mut(s![..n, ..]);
-            match &self.layers[i] {
-                Layer::Dense(d) => d.forward_into(input, ws.z[i].slice_mut(s![..n, ..]), out),
-                Layer::Dropout(dr) => {
-                    dr.forward_train(input, ws.mask[i].slice_mut(s![..n, ..]), out, rng)
-                }
-            }
+            self.layers[i].forward_train(input, ws.scratch[i].slice_mut(s![..n, ..]), out, rng);
         }
     }
 
     /// Backward pass after [`Self::forward_train`]. `ws.head_grad_mut()` must hold
-    /// `∂L/∂z` of the last dense layer when `grad_is_wrt_logits`, else `∂L/∂output`.
+    /// `∂L/∂z` of the last layer when `grad_is_wrt_logits`, else `∂L/∂output`.
     /// Writes every parameter's `grad`.
     pub fn backward(&mut self, ws: &mut Workspace, n: usize, grad_is_wrt_logits: bool) {
         let end = self.end();
-        let first_dense = self
+        let first_trainable = self
             .layers
             .iter()
-            .position(|l| matches!(l, Layer::Dense(_)))
+            .position(|l| l.has_params())
             .unwrap_or(end);
         for i in (0..end).rev() {
             let (g_before, g_rest) = ws.g.split_at_mut(i);
-            let g = &mut g_rest[0];
-            let needs_dx = i > first_dense;
-            match &mut self.layers[i] {
-                Layer::Dense(d) => {
-                    if !(grad_is_wrt_logits && i + 1 == end) {
-                        super::activation::backward(
-                            d.activation,
-                            ws.z[i].slice(s![..n, ..]),
-                            ws.a[i].slice(s![..n, ..]),
-                            g.slice_mut(s![..n, ..]),
-                        );
-                    }
-                    let input = if i == 0 {
-                        ws.x.slice(s![..n, ..])
-                    } else {
-                        ws.a[i - 1].slice(s![..n, ..])
-                    };
-                    let dx = needs_dx.then(|| g_before[i - 1].slice_mut(s![..n, ..]));
-                    d.backward(input, g.slice(s![..n, ..]), dx);
-                }
-                Layer::Dropout(_) => {
-                    if needs_dx {
-                        Dropout::backward(
-                            ws.mask[i].slice(s![..n, ..]),
-                            g.slice(s![..n, ..]),
-                            g_before[i - 1].slice_mut(s![..n, ..]),
-                        );
-                    }
-                }
-            }
+            let needs_dx = i > first_trainable;
+            let input = if i == 0 {
+                ws.x.slice(s![..n, ..])
+            } else {
+                ws.a[i - 1].slice(s![..n, ..])
+            };
+            self.layers[i].backward(BackwardPass {
+                input,
+                scratch: ws.scratch[i].slice(s![..n, ..]),
+                output: ws.a[i].slice(s![..n, ..]),
+                g_out: g_rest[0].slice_mut(s![..n, ..]),
+                g_in: needs_dx.then(|| g_before[i - 1].slice_mut(s![..n, ..])),
+                g_is_wrt_logits: grad_is_wrt_logits && i + 1 == end,
+            });
         }
     }
 }
 
 /// Preallocated training buffers for batches of up to `capacity` rows.
+///
+/// Each layer's buffers hold `[capacity, shape.size()]` rows for its per-sample
+/// output (and scratch) [`Shape`], the memory of a `[capacity, shape...]` tensor.
 #[derive(Debug)]
 pub struct Workspace {
     capacity: usize,
@@ -391,44 +357,47 @@ pub struct Workspace {
     pub x: Array2<f32>,
     /// The gathered targets `[capacity]`.
     pub y: Array1<f32>,
-    z: Vec<Array2<f32>>,
+    /// Per layer: the sample shape of its output (and of `a`, `g`).
+    shapes: Vec<Shape>,
+    /// Per layer: what its forward pass leaves for backward (logits, masks).
+    scratch: Vec<Array2<f32>>,
     a: Vec<Array2<f32>>,
     g: Vec<Array2<f32>>,
-    mask: Vec<Array2<f32>>,
     head: usize,
 }
 
 impl Workspace {
+    /// # Panics
+    /// If the model's layers do not chain, which `Sequential`'s constructors rule out.
     pub fn new(model: &Sequential, capacity: usize) -> Self {
         let end = model.end();
-        let mut width = model.input_dim();
-        let (mut z, mut a, mut g, mut mask) = (vec![], vec![], vec![], vec![]);
-        let empty = || Array2::<f32>::zeros((0, 0));
+        let mut shape = Shape::features(model.input_dim());
+        let (mut shapes, mut scratch, mut a, mut g) = (vec![], vec![], vec![], vec![]);
+        let rows = |s: Option<&Shape>| Array2::<f32>::zeros((capacity, s.map_or(0, Shape::size)));
         for layer in &model.layers[..end] {
-            match layer {
-                Layer::Dense(d) => {
-                    width = d.units();
-                    z.push(Array2::zeros((capacity, width)));
-                    mask.push(empty());
-                }
-                Layer::Dropout(_) => {
-                    z.push(empty());
-                    mask.push(Array2::zeros((capacity, width)));
-                }
-            }
-            a.push(Array2::zeros((capacity, width)));
-            g.push(Array2::zeros((capacity, width)));
+            let chained = "a Sequential's layers chain";
+            let s = layer.scratch_shape(&shape).expect(chained);
+            scratch.push(rows(s.as_ref()));
+            shape = layer.output_shape(&shape).expect(chained);
+            a.push(rows(Some(&shape)));
+            g.push(rows(Some(&shape)));
+            shapes.push(shape.clone());
         }
         Self {
             capacity,
             x: Array2::zeros((capacity, model.input_dim())),
             y: Array1::zeros(capacity),
-            z,
+            shapes,
+            scratch,
             a,
             g,
-            mask,
             head: end.saturating_sub(1),
         }
+    }
+
+    /// The per-sample output shape of each layer the training passes run.
+    pub fn shapes(&self) -> &[Shape] {
+        &self.shapes
     }
 
     pub fn capacity(&self) -> usize {
@@ -448,9 +417,9 @@ impl Workspace {
         }
     }
 
-    /// Pre-activation of the last dense layer for the first `n` rows.
+    /// Pre-activation of the last layer for the first `n` rows.
     pub fn logits(&self, n: usize) -> ArrayView2<'_, f32> {
-        self.z[self.head].slice(s![..n, ..])
+        self.scratch[self.head].slice(s![..n, ..])
     }
 
     /// Network output for the first `n` rows.
@@ -465,11 +434,11 @@ impl Workspace {
     ) -> (
         ArrayView2<'_, f32>,
         ArrayView2<'_, f32>,
-        ndarray::ArrayViewMut2<'_, f32>,
+        ArrayViewMut2<'_, f32>,
         ndarray::ArrayView1<'_, f32>,
     ) {
         (
-            self.z[self.head].slice(s![..n, ..]),
+            self.scratch[self.head].slice(s![..n, ..]),
             self.a[self.head].slice(s![..n, ..]),
             self.g[self.head].slice_mut(s![..n, ..]),
             self.y.slice(s![..n]),
@@ -517,6 +486,24 @@ mod tests {
         let f = m.forward(x.view());
         assert_eq!(ws.output(6), f.output.view());
         assert_eq!(ws.logits(6), f.logits.view());
+    }
+
+    #[test]
+    fn dense_only_passes_over_dropout_and_lists_the_dense_layers() {
+        let a = arch(
+            r#"{"input_dim": 3, "layers": [{"type": "dense", "units": 4},
+                {"type": "dropout", "rate": 0.5}, {"type": "dense", "units": 1}]}"#,
+        );
+        let m = Sequential::new(&a, 1);
+        let dense = m
+            .dense_only("a test")
+            .expect("all parametric layers are dense");
+        assert_eq!(dense.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 2]);
+        let err = m.layers()[1].dense(1, "a test").expect_err("dropout");
+        assert_eq!(
+            err.to_string(),
+            "layer 1 is a dropout layer, which a test does not support"
+        );
     }
 
     #[test]

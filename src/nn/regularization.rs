@@ -1,4 +1,4 @@
-//! L1 and L2 penalties on dense weights (not biases, as Keras' `kernel_regularizer`):
+//! L1 and L2 penalties on every layer's kernels (not biases, as Keras' `kernel_regularizer`):
 //! `penalty = l1·Σ|W| + l2·Σ W²`, gradient `l1·sign(W) + 2·l2·W`.
 //! The penalty is added to the reported loss and its gradient to the weight gradients.
 
@@ -18,15 +18,15 @@ impl Regularization {
         self.l1 != 0.0 || self.l2 != 0.0
     }
 
-    /// `l1·Σ|W| + l2·Σ W²` over every dense weight matrix.
+    /// `l1·Σ|W| + l2·Σ W²` over every layer's kernels ([`crate::nn::layer::LayerOps::kernels`]).
     pub fn penalty(&self, model: &Sequential) -> f64 {
         if !self.is_active() {
             return 0.0;
         }
         let mut total = 0.0f64;
-        for (_, d) in model.dense_layers() {
+        for kernel in model.layers().iter().flat_map(|l| l.kernels()) {
             let (mut abs, mut sq) = (0.0f64, 0.0f64);
-            for &w in &d.weight.value {
+            for &w in &kernel.value {
                 abs += w.abs() as f64;
                 sq += (w as f64) * (w as f64);
             }
@@ -35,16 +35,16 @@ impl Regularization {
         total
     }
 
-    /// Adds the penalty's gradient to every dense weight's `grad`.
+    /// Adds the penalty's gradient to every kernel's `grad`.
     pub fn add_gradients(&self, model: &mut Sequential) {
         if !self.is_active() {
             return;
         }
         let (l1, l2x2) = (self.l1, 2.0 * self.l2);
         for layer in model.layers_mut() {
-            if let Some(d) = layer.as_dense_mut() {
-                Zip::from(&mut d.weight.grad)
-                    .and(&d.weight.value)
+            for kernel in layer.kernels_mut() {
+                Zip::from(&mut kernel.grad)
+                    .and(&kernel.value)
                     .for_each(|g, &w| {
                         let sign = if w > 0.0 {
                             1.0

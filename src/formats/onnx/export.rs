@@ -27,7 +27,7 @@ use super::proto::{
 use crate::formats::model_file::ModelFile;
 use crate::formats::quantized::Quantization;
 use crate::formats::source::{self, Source};
-use crate::nn::layer::Layer;
+use crate::nn::layer::UnsupportedLayer;
 use crate::nn::quant::qmodel::QuantConfig;
 use crate::nn::spec::{Activation, Architecture, LayerSpec};
 
@@ -53,6 +53,9 @@ pub enum ExportError {
     /// The network has no dense layer, so there is no node to write.
     #[error("the network has no dense layer to export")]
     Empty,
+    /// A layer kind the exporter does not write.
+    #[error(transparent)]
+    Unsupported(#[from] UnsupportedLayer),
     /// kiln built a graph its own check rejects: an internal error.
     #[error("the exported graph failed kiln's structural check: {0}")]
     Check(#[from] CheckError),
@@ -78,8 +81,7 @@ pub fn to_model_proto(file: &ModelFile) -> Result<ModelProto, ExportError> {
     };
     let mut g = GraphBuilder::new(&[&input, &output]);
     let mut x = input.clone();
-    for (i, layer) in model.layers().iter().enumerate() {
-        let Layer::Dense(d) = layer else { continue };
+    for (i, d) in model.dense_only("ONNX export")? {
         x = match quantization.and_then(|q| q.layer(i).map(|l| (q, l))) {
             Some((q, lq)) => qdq::layer(&mut g, lq, d, q.config.mode, &x),
             None => dense::layer(&mut g, i, d, &x),

@@ -26,6 +26,7 @@ use super::scheme::{
 use crate::nn::activation::{self, Activation};
 use crate::nn::dense::Dense;
 use crate::nn::layer::Layer;
+use crate::nn::layer::UnsupportedLayer;
 use crate::nn::model::Sequential;
 use crate::nn::param::Param;
 use codes::{Rescales, RowRequant, quantize_row, requantize_row, row_sum};
@@ -70,6 +71,8 @@ pub struct LayerQuant {
 
 #[derive(Debug, thiserror::Error)]
 pub enum QuantError {
+    #[error(transparent)]
+    Unsupported(#[from] UnsupportedLayer),
     #[error("static quantization needs calibration data")]
     NoCalibration,
     #[error("calibration data has {got} features; the model expects {expected}")]
@@ -184,7 +187,8 @@ impl QuantizedModel {
             return Err(QuantError::NotDense(l));
         }
         let int8: Vec<usize> = model
-            .dense_layers()
+            .dense_only("int8 quantization")?
+            .into_iter()
             .map(|(i, _)| i)
             .filter(|i| !float_layers.contains(i))
             .collect();
@@ -236,7 +240,11 @@ impl QuantizedModel {
                 d.weight = Param::new(lq.weight.dequantize());
             }
         }
-        let dense: Vec<usize> = model.dense_layers().map(|(i, _)| i).collect();
+        let dense: Vec<usize> = model
+            .dense_only("int8 quantization")?
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
         let mut stages = Vec::with_capacity(dense.len());
         for (pos, &layer) in dense.iter().enumerate() {
             let Ok(q) = layers.binary_search_by_key(&layer, |l| l.layer) else {
