@@ -21,7 +21,6 @@ use crate::nn::compact::{
 };
 use crate::nn::data::Dataset;
 use crate::nn::spec::Architecture;
-use crate::validation::Invalid;
 
 fn failed(e: CompactError) -> JobError {
     JobError::Failed(format!("compaction failed: {e}"))
@@ -139,10 +138,6 @@ impl OptimizationStage for CompactStage {
     type Report = CompactReport;
     const PREFIX: &'static str = "compacted";
     const NOUN: &'static str = "compacted";
-
-    fn params(&self, inputs: &JobInputs) -> Result<ValidCompactParams, Invalid> {
-        inputs.params()
-    }
 
     fn transform(
         &self,

@@ -18,7 +18,6 @@ use super::tuning::fine_tune;
 use super::{JobContext, JobError, JobInputs, JobOutput};
 use crate::formats::compressed::Coder;
 use crate::nn::share::{CentroidTuner, CodebookInit, share_weights};
-use crate::validation::Invalid;
 
 fn coders(choice: CoderChoice) -> Vec<Coder> {
     match choice {
@@ -48,10 +47,6 @@ impl OptimizationStage for CompressStage {
     type Report = CompressReport;
     const PREFIX: &'static str = "compressed";
     const NOUN: &'static str = "compressed";
-
-    fn params(&self, inputs: &JobInputs) -> Result<ValidCompressParams, Invalid> {
-        inputs.params()
-    }
 
     fn transform(
         &self,

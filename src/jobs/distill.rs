@@ -30,7 +30,6 @@ use crate::nn::distill::{
 };
 use crate::nn::spec::Architecture;
 use crate::nn::trainer::{FitOutcome, Hooks};
-use crate::validation::Invalid;
 
 /// The headline figures of one model, for the side-by-side table.
 #[derive(Serialize)]
@@ -299,10 +298,6 @@ impl OptimizationStage for DistillStage {
     type Report = DistillReport;
     const PREFIX: &'static str = "distilled";
     const NOUN: &'static str = "distilled student";
-
-    fn params(&self, inputs: &JobInputs) -> Result<ValidDistillParams, Invalid> {
-        inputs.params()
-    }
 
     fn transform(
         &self,

@@ -166,10 +166,6 @@ impl OptimizationStage for PruneStage {
     const PREFIX: &'static str = "pruned";
     const NOUN: &'static str = "pruned";
 
-    fn params(&self, inputs: &JobInputs) -> Result<ValidPruneParams, Invalid> {
-        inputs.params()
-    }
-
     fn transform(
         &self,
         p: &ValidPruneParams,

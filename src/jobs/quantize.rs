@@ -26,7 +26,6 @@ use crate::nn::quant::compare::{
 use crate::nn::quant::qat::FakeQuantWeights;
 use crate::nn::quant::qmodel::{QuantConfig, QuantMode, QuantizedModel};
 use crate::nn::{Predictor, Sequential};
-use crate::validation::Invalid;
 
 fn method(c: &ValidCalibration) -> CalibrationMethod {
     match c.method {
@@ -90,10 +89,6 @@ impl OptimizationStage for QuantizeStage {
     type Report = QuantizeReport;
     const PREFIX: &'static str = "int8";
     const NOUN: &'static str = "quantized";
-
-    fn params(&self, inputs: &JobInputs) -> Result<ValidQuantizeParams, Invalid> {
-        inputs.params()
-    }
 
     fn transform(
         &self,

@@ -24,6 +24,7 @@
 
 use ndarray::{Array2, ArrayView2, s};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::derived::{meta_for, produced};
@@ -50,8 +51,8 @@ const TRANSFORM_PROGRESS: (f64, f64) = (0.1, 0.85);
 
 /// One optimization job kind: what the template cannot know.
 pub trait OptimizationStage {
-    /// The job's checked parameters.
-    type Params;
+    /// The job's checked parameters, as stored (normalised) when the job was accepted.
+    type Params: DeserializeOwned;
     /// What the transform hands on to the report (timings, events, …).
     type Done;
     /// The job's own fields of `result.metrics`, beside the template's.
@@ -61,8 +62,10 @@ pub trait OptimizationStage {
     /// The produced model in messages: "could not write the {NOUN} model".
     const NOUN: &'static str;
 
-    /// The stored params, checked.
-    fn params(&self, inputs: &JobInputs) -> Result<Self::Params, Invalid>;
+    /// The stored params, read back once (see [`JobInputs::params`]).
+    fn params(&self, inputs: &JobInputs) -> Result<Self::Params, Invalid> {
+        inputs.params()
+    }
 
     /// The job's work on a copy of the input model.
     fn transform(
