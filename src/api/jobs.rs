@@ -18,7 +18,7 @@ use super::problem::{ApiError, Problem};
 use crate::jobs::JobKind;
 use crate::services::Services;
 use crate::services::jobs::{JobFilter, NewJob};
-use crate::store::JobRecord;
+use crate::store::{JobRecord, JobStatus};
 use crate::validation::Checker;
 
 pub fn router() -> Router<Services> {
@@ -79,17 +79,17 @@ impl From<JobRecord> for JobView {
         Self {
             id: r.id,
             kind: r.kind,
-            status: r.status,
+            status: r.status.as_str().to_owned(),
             model_id: r.model_id,
             dataset_id: r.dataset_id,
             eval_dataset_id: r.eval_dataset_id,
-            params: r.params.0,
+            params: r.params,
             progress: r.progress,
             attempts: r.attempts,
             max_attempts: r.max_attempts,
             cancel_requested: r.cancel_requested,
             error: r.error,
-            result: r.result.map(|j| j.0),
+            result: r.result,
             created_at: timestamp(r.created_at),
             started_at: r.started_at.map(timestamp),
             finished_at: r.finished_at.map(timestamp),
@@ -225,7 +225,7 @@ pub async fn list_jobs(
         cursor: None,
     });
     let filter = JobFilter {
-        status: q.status,
+        status: q.status.as_deref().and_then(JobStatus::parse),
         kind,
     };
     let rows = svc.list_jobs(&filter, page).await?;

@@ -71,7 +71,7 @@ impl From<ModelRecord> for ModelView {
             id: r.id,
             name: r.name,
             created_at: timestamp(r.created_at),
-            architecture: r.architecture.0,
+            architecture: r.architecture,
             params: r.params,
             nonzero_params: r.nonzero_params,
             sparsity,
@@ -82,7 +82,7 @@ impl From<ModelRecord> for ModelView {
             parent_id: r.parent_id,
             job_id: r.job_id,
             sha256: r.sha256,
-            source: r.source.map(|s| s.0),
+            source: r.source,
         }
     }
 }

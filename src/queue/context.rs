@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::jobs::JobContext;
-use crate::store::Store;
+use crate::store::{QueueStore, Store};
 
 /// Why a running job was asked to stop; the first reason wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

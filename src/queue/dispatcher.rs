@@ -7,7 +7,7 @@ use super::context::Control;
 use super::executor::JobExecutor;
 use super::worker::run_job;
 use super::{Running, Shared, lock};
-use crate::store::now_ms;
+use crate::store::{QueueStore, now_ms};
 
 /// Resolves once shutdown has begun.
 async fn stopped(shared: &Shared) {

@@ -5,7 +5,7 @@ use crate::formats::dataset_file;
 use crate::formats::model_file::{self, ModelFile};
 use crate::jobs::references::{InputModels, ModelRole};
 use crate::jobs::{JobError, JobInputs};
-use crate::store::{JobRecord, Store};
+use crate::store::{Catalog, JobRecord, Store};
 
 fn decode_model(bytes: &[u8]) -> Result<ModelFile, JobError> {
     model_file::decode(bytes)
@@ -72,7 +72,7 @@ pub(super) async fn load_inputs(
             .map_err(|e| internal(&format!("{what} model file"), e))?;
         referenced.push((role, bytes));
     }
-    let params = job.params.0.clone();
+    let params = job.params.clone();
     let model_id = job.model_id;
     let job_id = job.id;
     tokio::task::spawn_blocking(move || {

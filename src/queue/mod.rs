@@ -42,7 +42,7 @@ use uuid::Uuid;
 
 use crate::blobs::BlobStore;
 use crate::config::Settings;
-use crate::store::{Store, StoreError};
+use crate::store::{QueueStore, Store, StoreError};
 
 mod config;
 mod context;

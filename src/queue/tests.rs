@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::*;
 use crate::jobs::{JobContext, JobError, JobKind, JobOutput, ProducedArtifact, ProducedModel};
 use crate::nn::spec::{Activation, Architecture, LayerSpec};
-use crate::store::{InsertJobOutcome, JobRecord, NewJobRecord};
+use crate::store::{Catalog, InsertJobOutcome, JobRecord, JobStatus, NewJobRecord};
 
 type RunFn = dyn Fn(&JobRecord, &dyn JobContext) -> Result<JobOutput, JobError> + Send + Sync;
 
@@ -40,7 +40,7 @@ impl JobExecutor for TestExecutor {
 
 /// Behaviour chosen by the job's `params.do`.
 fn behaviour(job: &JobRecord, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
-    match job.params.0["do"].as_str().unwrap_or("ok") {
+    match job.params["do"].as_str().unwrap_or("ok") {
         "panic" => panic!("boom in the job"),
         "fail" => Err(JobError::Failed("diverged".into())),
         "invalid" => Err(crate::validation::Invalid::one("params.epochs", "too many").into()),
@@ -201,8 +201,7 @@ impl Env {
     }
 
     async fn finished(&self, id: Uuid) -> JobRecord {
-        self.wait_for(id, |j| j.job_status().is_some_and(|s| s.is_finished()))
-            .await
+        self.wait_for(id, |j| j.status.is_finished()).await
     }
 }
 
@@ -214,12 +213,12 @@ async fn a_job_that_panics_is_failed_and_the_next_job_still_runs() {
     let q = env.start(1, |_| {}).await;
     q.notify();
     let failed = env.finished(panics).await;
-    assert_eq!(failed.status, "failed");
+    assert_eq!(failed.status, JobStatus::Failed);
     assert!(
         failed.error.as_deref().unwrap().contains("boom in the job"),
         "{failed:?}"
     );
-    assert_eq!(env.finished(fine).await.status, "succeeded");
+    assert_eq!(env.finished(fine).await.status, JobStatus::Succeeded);
     q.shutdown().await;
 }
 
@@ -230,9 +229,9 @@ async fn a_successful_job_registers_its_model_artifacts_metrics_and_result() {
     let id = env.queue("ok").await;
     q.notify();
     let job = env.finished(id).await;
-    assert_eq!(job.status, "succeeded");
+    assert_eq!(job.status, JobStatus::Succeeded);
     assert_eq!(job.progress, 1.0);
-    let result = job.result.unwrap().0;
+    let result = job.result.unwrap();
     let model_id: Uuid = serde_json::from_value(result["model_id"].clone()).unwrap();
     let model = env.store.get_model(model_id).await.unwrap().unwrap();
     assert_eq!(model.parent_id, Some(env.model_id));
@@ -273,7 +272,7 @@ async fn failed_and_invalid_jobs_are_failed_with_their_message() {
         Some("diverged")
     );
     let job = env.finished(invalid).await;
-    assert_eq!(job.status, "failed");
+    assert_eq!(job.status, JobStatus::Failed);
     assert!(job.error.unwrap().contains("params.epochs"));
     q.shutdown().await;
 }
@@ -284,12 +283,12 @@ async fn a_running_job_is_cancelled_when_asked() {
     let q = env.start(1, |_| {}).await;
     let id = env.queue("wait_cancel").await;
     q.notify();
-    env.wait_for(id, |j| j.status == "running" && j.progress > 0.0)
+    env.wait_for(id, |j| j.status == JobStatus::Running && j.progress > 0.0)
         .await;
     assert_eq!(q.busy_workers(), 1);
     env.store.request_cancel(id).await.unwrap();
     let job = env.finished(id).await;
-    assert_eq!(job.status, "cancelled");
+    assert_eq!(job.status, JobStatus::Cancelled);
     q.shutdown().await;
 }
 
@@ -302,7 +301,7 @@ async fn a_job_over_its_wall_time_is_failed() {
     let id = env.queue("wait_cancel").await;
     q.notify();
     let job = env.finished(id).await;
-    assert_eq!(job.status, "failed");
+    assert_eq!(job.status, JobStatus::Failed);
     assert_eq!(job.error.as_deref(), Some("exceeded job wall time"));
     q.shutdown().await;
 }
@@ -313,10 +312,10 @@ async fn a_job_interrupted_by_shutdown_runs_again_after_a_restart_without_spendi
     let q = env.start(1, |_| {}).await;
     let id = env.queue("wait_cancel").await;
     q.notify();
-    env.wait_for(id, |j| j.status == "running").await;
+    env.wait_for(id, |j| j.status == JobStatus::Running).await;
     q.shutdown().await;
     let job = env.store.get_job(id).await.unwrap().unwrap();
-    assert_eq!((job.status.as_str(), job.attempts), ("queued", 0));
+    assert_eq!((job.status, job.attempts), (JobStatus::Queued, 0));
 
     // The next process runs it to completion (as an "ok" job this time).
     sqlx::query("UPDATE jobs SET params = '{\"do\":\"ok\"}' WHERE id = ?")
@@ -326,7 +325,7 @@ async fn a_job_interrupted_by_shutdown_runs_again_after_a_restart_without_spendi
         .unwrap();
     let q = env.start(1, |_| {}).await;
     let job = env.finished(id).await;
-    assert_eq!((job.status.as_str(), job.attempts), ("succeeded", 1));
+    assert_eq!((job.status, job.attempts), (JobStatus::Succeeded, 1));
     q.shutdown().await;
 }
 
@@ -341,7 +340,7 @@ async fn a_job_left_running_by_a_crashed_process_is_requeued_at_start() {
         .unwrap();
     let q = env.start(1, |_| {}).await;
     let job = env.finished(id).await;
-    assert_eq!((job.status.as_str(), job.attempts), ("succeeded", 2));
+    assert_eq!((job.status, job.attempts), (JobStatus::Succeeded, 2));
     q.shutdown().await;
 }
 
@@ -433,8 +432,8 @@ async fn the_production_executor_loads_the_model_and_dataset_blobs_and_runs_an_e
     .await
     .unwrap();
     let done = env.finished(job.id).await;
-    assert_eq!(done.status, "succeeded", "{:?}", done.error);
-    let result = done.result.unwrap().0;
+    assert_eq!(done.status, JobStatus::Succeeded, "{:?}", done.error);
+    let result = done.result.unwrap();
     assert!(result["metrics"]["accuracy"].is_number(), "{result}");
     q.shutdown().await;
 }

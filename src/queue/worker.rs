@@ -12,7 +12,9 @@ use super::Shared;
 use super::context::{Control, QueueContext, StopReason, write_events};
 use super::executor::JobExecutor;
 use crate::jobs::{JobError, JobKind, JobOutput};
-use crate::store::{CompletedJob, JobRecord, NewArtifactRecord, NewModelRecord, Store, StoreError};
+use crate::store::{
+    CompletedJob, JobRecord, NewArtifactRecord, NewModelRecord, QueueStore, Store, StoreError,
+};
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::{ServiceError, Services};
-use crate::store::ArtifactRecord;
+use crate::store::{ArtifactRecord, Catalog};
 
 impl Services {
     pub async fn get_artifact(&self, id: Uuid) -> Result<ArtifactRecord, ServiceError> {

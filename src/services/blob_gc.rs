@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::{ServiceError, Services};
+use crate::store::Catalog;
 
 /// What one sweep found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -7,7 +7,7 @@ use super::page::PageRequest;
 use super::{ServiceError, Services, Upload, blocking};
 use crate::formats::dataset_file::{self, ParseOptions};
 use crate::nn::data::Task;
-use crate::store::{DatasetRecord, NewDatasetRecord};
+use crate::store::{Catalog, DatasetRecord, NewDatasetRecord};
 use crate::validation::{Checker, Invalid};
 
 /// Longest accepted dataset or model name.

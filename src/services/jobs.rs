@@ -11,8 +11,8 @@ use crate::jobs::references::{params_model_refs, referenced_models, resolve_para
 use crate::jobs::{DatasetShape, JobKind, check_params};
 use crate::nn::data::Task;
 use crate::store::{
-    ArtifactRecord, CancelOutcome, DatasetRecord, InsertJobOutcome, JobRecord, MetricPoint,
-    NewJobRecord,
+    ArtifactRecord, CancelOutcome, Catalog, DatasetRecord, InsertJobOutcome, JobRecord, JobStatus,
+    MetricPoint, NewJobRecord,
 };
 use crate::validation::{Checker, Invalid};
 
@@ -28,7 +28,7 @@ pub struct NewJob {
 
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
-    pub status: Option<String>,
+    pub status: Option<JobStatus>,
     pub kind: Option<JobKind>,
 }
 
@@ -129,7 +129,7 @@ impl Services {
         let normalized = check_params(
             req.kind,
             &params,
-            &model.architecture.0,
+            &model.architecture,
             &shape(&dataset)?,
             eval_shape.as_ref(),
             &self.settings.job_limits(),
@@ -187,7 +187,7 @@ impl Services {
                 self.store.get_model(id).await?.ok_or_else(|| {
                     Invalid::one(reference.field, format!("no model with id {id}"))
                 })?;
-            resolve_params_model(reference.role, params, id, &model.architecture.0);
+            resolve_params_model(reference.role, params, id, &model.architecture);
         }
         Ok(())
     }
@@ -200,7 +200,7 @@ impl Services {
         Ok(self
             .store
             .list_jobs(
-                filter.status.as_deref(),
+                filter.status,
                 filter.kind.map(JobKind::as_str),
                 page.limit + 1,
                 page.cursor,

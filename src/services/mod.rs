@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::blobs::{BlobInfo, BlobStore};
 use crate::config::Settings;
 use crate::queue::QueueHandle;
-use crate::store::Store;
+use crate::store::{Catalog, Store};
 
 pub mod artifacts;
 pub mod blob_gc;

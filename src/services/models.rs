@@ -12,7 +12,7 @@ use crate::formats::source::Source;
 use crate::formats::{keras, onnx};
 use crate::nn::spec::Architecture;
 use crate::nn::spec::ArchitectureLimits;
-use crate::store::{ModelRecord, NewModelRecord};
+use crate::store::{Catalog, ModelRecord, NewModelRecord};
 use crate::validation::Invalid;
 
 /// What the model rows record about a model file.
@@ -139,7 +139,7 @@ impl Services {
         tracing::info!(
             model_id = %record.id,
             params = record.params,
-            source = record.source.as_ref().map_or("kiln", |s| s.0.format.as_str()),
+            source = record.source.as_ref().map_or("kiln", |s| s.format.as_str()),
             "model uploaded"
         );
         Ok(record)
@@ -225,7 +225,7 @@ impl Services {
         inputs: Vec<Vec<f32>>,
     ) -> Result<Vec<Vec<f32>>, ServiceError> {
         let record = self.get_model(id).await?;
-        let width = record.architecture.0.input_dim;
+        let width = record.architecture.input_dim;
         let mut c = crate::validation::Checker::new();
         c.require(
             !inputs.is_empty() && inputs.len() <= MAX_PREDICT_ROWS,

@@ -10,6 +10,7 @@ use super::*;
 use crate::jobs::JobKind;
 use crate::jobs::references::{ModelRole, referenced_models};
 use crate::nn::spec::{Activation, Architecture, LayerSpec};
+use crate::store::*;
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -120,7 +121,7 @@ async fn the_claim_is_exclusive_under_eight_concurrent_claimers() {
         claimers.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             while let Some(job) = store.claim_next(LEASE).await.unwrap() {
-                assert_eq!(job.status, "running");
+                assert_eq!(job.status, JobStatus::Running);
                 assert_eq!(job.attempts, 1);
                 mine.push(job.id);
             }
@@ -195,7 +196,7 @@ async fn a_fenced_write_with_a_stale_attempt_is_refused() {
     // The current attempt still can.
     assert!(store.heartbeat(job.id, 2, LEASE).await.unwrap().lease_kept);
     let (job, model, _) = store.complete(job.id, 2, done).await.unwrap();
-    assert_eq!(job.status, "succeeded");
+    assert_eq!(job.status, JobStatus::Succeeded);
     assert_eq!(job.progress, 1.0);
     assert_eq!(model.unwrap().job_id, Some(job.id));
 }
@@ -209,11 +210,11 @@ async fn an_expired_lease_is_claimed_again_and_then_failed_after_max_attempts() 
     // A lease still in force is left alone.
     assert!(store.requeue_expired(now_ms()).await.unwrap().is_empty());
     let requeued = store.requeue_expired(later()).await.unwrap();
-    assert_eq!(requeued[0].status, "queued");
+    assert_eq!(requeued[0].status, JobStatus::Queued);
     let again = store.claim_next(LEASE).await.unwrap().unwrap();
     assert_eq!((again.id, again.attempts), (job.id, 2));
     let failed = store.requeue_expired(later()).await.unwrap();
-    assert_eq!(failed[0].status, "failed");
+    assert_eq!(failed[0].status, JobStatus::Failed);
     assert_eq!(failed[0].error.as_deref(), Some("worker lost 2 times"));
     assert!(failed[0].finished_at.is_some());
     assert!(store.claim_next(LEASE).await.unwrap().is_none());
@@ -227,9 +228,9 @@ async fn jobs_left_running_by_a_dead_process_are_requeued_at_start() {
     store.claim_next(LEASE).await.unwrap();
     store.claim_next(LEASE).await.unwrap();
     let changed = store.requeue_running_at_start().await.unwrap();
-    let status = |id| changed.iter().find(|j| j.id == id).unwrap().status.clone();
-    assert_eq!(status(a.id), "queued");
-    assert_eq!(status(b.id), "failed");
+    let status = |id| changed.iter().find(|j| j.id == id).unwrap().status;
+    assert_eq!(status(a.id), JobStatus::Queued);
+    assert_eq!(status(b.id), JobStatus::Failed);
 }
 
 #[tokio::test]
@@ -279,13 +280,13 @@ async fn cancelling_a_queued_a_running_and_a_finished_job() {
     let CancelOutcome::Cancelled(j) = store.request_cancel(queued.id).await.unwrap() else {
         panic!("a queued job is cancelled at once");
     };
-    assert_eq!(j.status, "cancelled");
+    assert_eq!(j.status, JobStatus::Cancelled);
     assert!(j.finished_at.is_some());
 
     let CancelOutcome::Requested(j) = store.request_cancel(running.id).await.unwrap() else {
         panic!("a running job is asked to stop");
     };
-    assert_eq!(j.status, "running");
+    assert_eq!(j.status, JobStatus::Running);
     assert!(j.cancel_requested);
     assert!(
         store
@@ -328,7 +329,7 @@ async fn pages_by_cursor_come_newest_first_without_overlap() {
 
     store.claim_next(LEASE).await.unwrap();
     let running = store
-        .list_jobs(Some("running"), Some("train"), 10, None)
+        .list_jobs(Some(JobStatus::Running), Some("train"), 10, None)
         .await
         .unwrap();
     assert_eq!(running.len(), 1);
@@ -352,13 +353,12 @@ async fn datasets_and_models_round_trip_and_answer_whether_they_are_in_use() {
             .unwrap()
             .unwrap()
             .feature_names
-            .unwrap()
-            .0,
+            .unwrap(),
         ["a", "b"]
     );
     let m = store.insert_model(new_model(None)).await.unwrap();
     assert_eq!(
-        store.get_model(m.id).await.unwrap().unwrap().architecture.0,
+        store.get_model(m.id).await.unwrap().unwrap().architecture,
         architecture()
     );
     assert!(store.blob_referenced(&"c".repeat(64)).await.unwrap());
@@ -428,7 +428,7 @@ async fn completion_registers_the_model_and_artifacts_in_one_go() {
         .await
         .unwrap();
     assert_eq!(
-        job.result.unwrap().0["model_id"],
+        job.result.unwrap()["model_id"],
         json!(model.as_ref().unwrap().id)
     );
     assert_eq!(model.unwrap().parent_id, Some(parent.id));
