@@ -127,7 +127,6 @@ pub struct ArtifactList {
     pub items: Vec<ArtifactView>,
 }
 
-const STATUSES: &[&str] = &["queued", "running", "succeeded", "failed", "cancelled"];
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 /// Queue a job. The same `Idempotency-Key` with the same body returns the same job.
@@ -178,6 +177,11 @@ pub async fn create_job(
     ))
 }
 
+/// The message for a query value outside `names`.
+fn one_of(names: &[&str]) -> String {
+    format!("must be one of {}", names.join(", "))
+}
+
 /// List jobs, newest first, optionally filtered by `status` and `kind`.
 #[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(ListJobsQuery),
     responses((status = 200, body = Page<JobView>), (status = 422, body = Problem)))]
@@ -186,32 +190,18 @@ pub async fn list_jobs(
     Query(q): Query<ListJobsQuery>,
 ) -> Result<Json<Page<JobView>>, ApiError> {
     let mut c = Checker::new();
-    if let Some(s) = &q.status {
-        c.require(
-            STATUSES.contains(&s.as_str()),
-            "status",
-            format!("must be one of {}", STATUSES.join(", ")),
-        );
-    }
-    let kind = match &q.kind {
-        None => None,
-        Some(k) => {
-            let kind = JobKind::parse(k);
-            c.require(
-                kind.is_some(),
-                "kind",
-                format!(
-                    "must be one of {}",
-                    JobKind::ALL
-                        .iter()
-                        .map(|k| k.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            );
-            kind
-        }
-    };
+    let status = q.status.as_deref().and_then(|s| {
+        let status = JobStatus::parse(s);
+        let names: Vec<_> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
+        c.require(status.is_some(), "status", one_of(&names));
+        status
+    });
+    let kind = q.kind.as_deref().and_then(|k| {
+        let kind = JobKind::parse(k);
+        let names: Vec<_> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
+        c.require(kind.is_some(), "kind", one_of(&names));
+        kind
+    });
     let page = match PageRequest::parse(q.limit.as_deref(), q.cursor.as_deref()) {
         Ok(p) => Some(p),
         Err(e) => {
@@ -224,10 +214,7 @@ pub async fn list_jobs(
         limit: super::pagination::DEFAULT_LIMIT,
         cursor: None,
     });
-    let filter = JobFilter {
-        status: q.status.as_deref().and_then(JobStatus::parse),
-        kind,
-    };
+    let filter = JobFilter { status, kind };
     let rows = svc.list_jobs(&filter, page).await?;
     Ok(Json(Page::from_rows(
         rows,
