@@ -28,7 +28,7 @@ fn pruned_lenet() -> ModelFile {
     for layer in file.model.layers_mut() {
         if let Layer::Dense(d) = layer {
             d.weight
-                .value
+                .matrix_mut()
                 .map_inplace(|v| *v = if rng.random::<f64>() < 0.08 { *v } else { 0.0 });
         }
     }

@@ -60,7 +60,7 @@ fn interop(c: &mut Criterion) {
     let own = kiln::formats::model_file::encode(&fp32).expect("encodes");
     group.bench_function(
         BenchmarkId::new("decode kiln safetensors", "lenet-300-100 fp32"),
-        |b| b.iter(|| kiln::formats::model_file::decode(black_box(&own)).expect("decodes")),
+        |b| b.iter(|| kiln::formats::model::read(black_box(&own)).expect("decodes")),
     );
     // A .keras file saved by Keras (the source document's model, tests/fixtures/keras).
     let keras_file: &[u8] = include_bytes!("../tests/fixtures/keras/sequential.keras");

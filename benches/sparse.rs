@@ -25,12 +25,12 @@ fn pruned_lenet(density: f64) -> Sequential {
     let mut model = Sequential::new(&architecture, 1);
     for layer in model.layers_mut() {
         if let Some(d) = layer.as_dense_mut() {
-            let mut mags: Vec<f32> = d.weight.value.iter().map(|v| v.abs()).collect();
+            let mut mags: Vec<f32> = d.weight.matrix().iter().map(|v| v.abs()).collect();
             mags.sort_by(|a, b| b.total_cmp(a));
             let keep = ((mags.len() as f64 * density).round() as usize).clamp(1, mags.len());
             let threshold = mags[keep - 1];
             d.weight
-                .value
+                .matrix_mut()
                 .mapv_inplace(|v| if v.abs() >= threshold { v } else { 0.0 });
         }
     }
@@ -80,11 +80,11 @@ fn layer(c: &mut Criterion) {
         let Some(d) = model.layers()[0].as_dense() else {
             return;
         };
-        let csr = Csr::from_dense(d.weight.value.view()).expect("fits");
+        let csr = Csr::from_dense(d.weight.matrix().view()).expect("fits");
         let bias: Vec<f32> = d
             .bias
             .as_ref()
-            .map_or(vec![0.0; 300], |b| b.value.iter().copied().collect());
+            .map_or(vec![0.0; 300], |b| b.matrix().iter().copied().collect());
         for batch in [1usize, 64] {
             let x = input(batch, 4);
             let mut z = Array2::zeros((batch, 300));

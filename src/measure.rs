@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use crate::formats::model_file;
 use crate::jobs::report::evaluation_metrics;
 use crate::nn::data::{Dataset, Task};
 use crate::nn::evaluation::{Head, evaluate_predictor};
@@ -50,7 +49,7 @@ fn measure_serial(
     data: &Dataset,
     calls: usize,
 ) -> Result<Map<String, Value>, String> {
-    let file = model_file::decode(bytes).map_err(|e| e.to_string())?;
+    let file = crate::formats::model::read(bytes).map_err(|e| e.to_string())?;
     file.model.check_input(data.x.view())?;
     if data.rows() == 0 {
         return Err("the dataset has no rows".into());

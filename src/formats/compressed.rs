@@ -50,7 +50,7 @@ use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
 use super::huffman::{self, BitReader, BitWriter};
-use super::model_file::{FORMAT, FORMAT_VERSION, ModelFile, ModelMeta};
+use super::model_meta::{FORMAT, FORMAT_VERSION, ModelFile, ModelMeta};
 use crate::nn::Sequential;
 use crate::nn::data::Task;
 use crate::nn::layer::UnsupportedLayer;
@@ -244,8 +244,11 @@ pub fn encode_with_info(
             .iter()
             .find(|s| s.layer == i)
             .ok_or(CompressError::MissingLayer(i))?;
-        check_shared(s, bits, d.weight.value.dim())?;
-        let bias: Option<Vec<f32>> = d.bias.as_ref().map(|b| b.value.iter().copied().collect());
+        check_shared(s, bits, d.weight.matrix().dim())?;
+        let bias: Option<Vec<f32>> = d
+            .bias
+            .as_ref()
+            .map(|b| b.matrix().iter().copied().collect());
         if bias.iter().flatten().any(|v| !v.is_finite()) {
             return Err(CompressError::Inconsistent {
                 layer: i,
@@ -860,13 +863,14 @@ mod tests {
             let keep = density[j];
             let last = j + 1 == dense.len();
             if let Some(Layer::Dense(d)) = file.model.layers_mut().get_mut(i) {
-                for (pos, v) in d.weight.value.iter_mut().enumerate() {
+                for (pos, v) in d.weight.matrix_mut().iter_mut().enumerate() {
                     if (last && pos < skip) || rng.random::<f64>() >= keep {
                         *v = 0.0;
                     }
                 }
                 if let Some(b) = &mut d.bias {
-                    b.value.map_inplace(|v| *v = rng.random_range(-0.5f32..0.5));
+                    b.matrix_mut()
+                        .map_inplace(|v| *v = rng.random_range(-0.5f32..0.5));
                 }
             }
         }
@@ -899,7 +903,7 @@ mod tests {
     fn bits_of(m: &Sequential) -> Vec<Vec<u32>> {
         m.params()
             .iter()
-            .map(|p| p.value.iter().map(|v| v.to_bits()).collect())
+            .map(|p| p.matrix().iter().map(|v| v.to_bits()).collect())
             .collect()
     }
 
@@ -917,7 +921,7 @@ mod tests {
             assert_eq!(bits_of(&back.model), bits_of(&file.model), "{coder:?}");
             for s in &shared.layers {
                 let d = back.model.layers()[s.layer].as_dense().expect("dense");
-                assert_eq!(d.weight.value, s.weights().expect("consistent"));
+                assert_eq!(d.weight.matrix(), s.weights().expect("consistent"));
             }
             let mut meta = file.meta.clone();
             meta.extra
@@ -979,9 +983,9 @@ mod tests {
         let json = r#"{"input_dim": 20, "layers": [{"type": "dense", "units": 20}]}"#;
         let mut file = ModelFile::untrained(&arch(json), 1);
         if let Some(Layer::Dense(d)) = file.model.layers_mut().get_mut(0) {
-            d.weight.value.fill(0.0);
-            d.weight.value[(0, 5)] = 0.25;
-            d.weight.value[(15, 10)] = -0.5;
+            d.weight.matrix_mut().fill(0.0);
+            d.weight.matrix_mut()[(0, 5)] = 0.25;
+            d.weight.matrix_mut()[(15, 10)] = -0.5;
         }
         let shared = share_weights(&file.model, 3, CodebookInit::Density);
         let bytes = encode(&file, &shared, Coder::None).expect("encodes");

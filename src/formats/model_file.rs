@@ -32,8 +32,8 @@ use crate::nn::layer::UnsupportedLayer;
 use crate::nn::spec::{Architecture, ArchitectureLimits, LayerSpec};
 use crate::validation::Invalid;
 
-pub const FORMAT: &str = "kiln";
-pub const FORMAT_VERSION: u32 = 1;
+pub use super::model_meta::{FORMAT, FORMAT_VERSION, ModelFile, ModelMeta};
+
 const FIELD: &str = "file";
 const KNOWN_KEYS: [&str; 10] = [
     sparse_layout::METADATA_KEY,
@@ -47,93 +47,6 @@ const KNOWN_KEYS: [&str; 10] = [
     "parent_id",
     "job_id",
 ];
-
-/// kiln's own fields, stored in the safetensors header's `__metadata__`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModelMeta {
-    pub format: String,
-    pub format_version: u32,
-    pub architecture: Architecture,
-    pub dtype: String,
-    /// False for a freshly initialised model: training starts from a seeded init instead.
-    pub trained: bool,
-    /// The task the model was last trained for.
-    pub task: Option<Task>,
-    /// The model this one was derived from.
-    pub parent_id: Option<String>,
-    /// The job that produced this model.
-    pub job_id: Option<String>,
-    /// Metadata entries kiln does not interpret, kept as they were.
-    pub extra: BTreeMap<String, String>,
-    /// The int8 layers of a quantized model (`dtype` `int8`); see [`super::quantized`].
-    pub quantization: Option<Quantization>,
-}
-
-impl ModelMeta {
-    /// Metadata of an untrained model with no lineage.
-    pub fn new(architecture: Architecture) -> Self {
-        Self {
-            format: FORMAT.into(),
-            format_version: FORMAT_VERSION,
-            architecture,
-            dtype: "f32".into(),
-            trained: false,
-            task: None,
-            parent_id: None,
-            job_id: None,
-            extra: BTreeMap::new(),
-            quantization: None,
-        }
-    }
-}
-
-/// A decoded model file: the network and its metadata.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModelFile {
-    pub model: Sequential,
-    pub meta: ModelMeta,
-}
-
-impl ModelFile {
-    /// The int8 network of a quantized model; `None` for a float one.
-    pub fn int8(
-        &self,
-    ) -> Option<
-        Result<crate::nn::quant::qmodel::QuantizedModel, crate::nn::quant::qmodel::QuantError>,
-    > {
-        self.meta.quantization.as_ref().map(|q| {
-            crate::nn::quant::qmodel::QuantizedModel::from_parts(
-                &self.model,
-                &q.config,
-                q.layers.clone(),
-            )
-        })
-    }
-
-    /// The form the model is served in: its int8 network when quantized, else the
-    /// float network compiled with sparse kernels where they are faster (timed on `sample`).
-    pub fn predictor(
-        &self,
-        sample: Option<ndarray::ArrayView2<f32>>,
-    ) -> Result<Box<dyn crate::nn::Predictor>, Invalid> {
-        match self.int8() {
-            Some(Ok(q)) => Ok(Box::new(q)),
-            Some(Err(e)) => Err(invalid(format!("the int8 layers cannot be rebuilt: {e}"))),
-            None => Ok(Box::new(match sample {
-                Some(x) => crate::nn::sparse::compile_on(&self.model, x),
-                None => crate::nn::sparse::compile(&self.model),
-            })),
-        }
-    }
-
-    /// A freshly initialised, untrained model (what `POST /v1/models` with an architecture stores).
-    pub fn untrained(architecture: &Architecture, seed: u64) -> Self {
-        Self {
-            model: Sequential::new(architecture, seed),
-            meta: ModelMeta::new(architecture.clone()),
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
@@ -153,7 +66,7 @@ pub fn encode(file: &ModelFile) -> Result<Vec<u8>, EncodeError> {
     let mut buffers: Vec<RawTensor> = Vec::new();
     let mut sparse: BTreeMap<String, &str> = BTreeMap::new();
     for (i, d) in model.dense_only("kiln's model file")? {
-        let w = &d.weight.value;
+        let w = &d.weight.matrix();
         let name = format!("layers.{i}.weight");
         let int8 = file.meta.quantization.as_ref().and_then(|q| q.layer(i));
         if let Some(l) = int8 {
@@ -173,8 +86,8 @@ pub fn encode(file: &ModelFile) -> Result<Vec<u8>, EncodeError> {
             buffers.push((
                 format!("layers.{i}.bias"),
                 Dtype::F32,
-                vec![b.value.len()],
-                le_bytes(b.value.iter().copied()),
+                vec![b.matrix().len()],
+                le_bytes(b.matrix().iter().copied()),
             ));
         }
     }
@@ -271,24 +184,10 @@ fn optional(value: Option<&String>) -> Option<String> {
     value.filter(|v| !v.is_empty()).cloned()
 }
 
-/// The file extension, and `format` download name, of a stored model file:
-/// `kilnz` for kiln's compressed artifact, `safetensors` otherwise.
-pub fn extension(bytes: &[u8]) -> &'static str {
-    if super::compressed::is_compressed(bytes) {
-        "kilnz"
-    } else {
-        "safetensors"
-    }
-}
-
-/// Reads and checks a kiln model file — safetensors, or kiln's compressed
-/// artifact (whose `dtype` reads `shared{bits}`). Every problem is reported with field `file`.
-pub fn decode(bytes: &[u8]) -> Result<ModelFile, Invalid> {
-    if super::compressed::is_compressed(bytes) {
-        let (mut file, info) = super::compressed::decode(bytes)?;
-        file.meta.dtype = format!("shared{}", info.bits);
-        return Ok(file);
-    }
+/// Reads and checks a safetensors kiln model file; [`super::model::read`] is
+/// the entry point that also takes the compressed artifact. Every problem is
+/// reported with field `file`.
+pub(super) fn decode(bytes: &[u8]) -> Result<ModelFile, Invalid> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| invalid(describe(&e)))?;
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| invalid(describe(&e)))?;
     let md = header.metadata().as_ref().ok_or_else(|| {
@@ -464,7 +363,8 @@ pub fn decode(bytes: &[u8]) -> Result<ModelFile, Invalid> {
     let mut model = Sequential::from_weights(&architecture, weights).map_err(invalid)?;
     for i in masked {
         if let Some(d) = model.layers_mut().get_mut(i).and_then(|l| l.as_dense_mut()) {
-            d.weight.mask = Some(d.weight.value.mapv(|v| if v != 0.0 { 1.0 } else { 0.0 }));
+            d.weight
+                .set_mask(d.weight.matrix().mapv(|v| if v != 0.0 { 1.0 } else { 0.0 }));
         }
     }
     let extra = md

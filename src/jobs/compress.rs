@@ -154,13 +154,13 @@ mod tests {
         let produced = out.model.expect("a model");
         assert_eq!(produced.dtype, "shared3");
         assert_eq!(produced.nonzero_params, original.nonzero_params());
-        let file = model_file::decode(&produced.file).expect("the artifact decodes");
+        let file = crate::formats::model::read(&produced.file).expect("the artifact decodes");
         assert_eq!(file.meta.dtype, "shared3");
         // At most 2^3 distinct non-zero values per layer, zeros where the mask was.
         for ((_, d), (_, o)) in file.model.dense_layers().zip(original.dense_layers()) {
             let mut distinct: Vec<u32> = d
                 .weight
-                .value
+                .matrix()
                 .iter()
                 .filter(|v| **v != 0.0)
                 .map(|v| v.to_bits())
@@ -168,7 +168,7 @@ mod tests {
             distinct.sort_unstable();
             distinct.dedup();
             assert!(distinct.len() <= 8, "{} shared values", distinct.len());
-            for (w, o) in d.weight.value.iter().zip(o.weight.value.iter()) {
+            for (w, o) in d.weight.matrix().iter().zip(o.weight.matrix().iter()) {
                 assert_eq!(*w == 0.0, *o == 0.0, "pruned positions stay pruned");
             }
         }

@@ -272,7 +272,7 @@ mod tests {
         let produced = out.model.expect("a model");
         assert_eq!(produced.nonzero_params, 16 + 32 + 8);
         assert_eq!(out.metrics["size_bytes"], json!(produced.file.len()));
-        let back = model_file::decode(&produced.file).expect("decodes");
+        let back = crate::formats::model::read(&produced.file).expect("decodes");
         assert_eq!(back.model.nonzero_params(), produced.nonzero_params);
         assert!(back.meta.extra.is_empty());
         assert!(back.meta.trained);

@@ -282,13 +282,13 @@ mod tests {
         )
         .expect("fits");
         if let Some(d) = model.layers_mut()[0].as_dense_mut() {
-            d.weight.value.column_mut(15).fill(0.0);
+            d.weight.matrix_mut().column_mut(15).fill(0.0);
             if let Some(b) = &mut d.bias {
-                b.value[(0, 15)] = -100.0;
+                b.matrix_mut()[(0, 15)] = -100.0;
             }
         }
         if let Some(d) = model.layers_mut()[1].as_dense_mut() {
-            d.weight.value[(15, 0)] = 1.0e4;
+            d.weight.matrix_mut()[(15, 0)] = 1.0e4;
         }
         let mut file = ModelFile::untrained(&a, 0);
         file.model = model;
@@ -331,7 +331,7 @@ mod tests {
             .collect();
         assert_eq!(layers, vec![0, 2], "the other layers stay int8");
         let produced = out.model.expect("a model");
-        let back = model_file::decode(&produced.file).expect("decodes");
+        let back = crate::formats::model::read(&produced.file).expect("decodes");
         assert_eq!(back.meta.dtype, "int8");
     }
 }

@@ -263,7 +263,11 @@ mod tests {
         let mut model = Sequential::new(&arch, 2);
         // Keep 20 of layer 0's 80 weights.
         if let Some(d) = model.layers_mut()[0].as_dense_mut() {
-            d.weight.value.iter_mut().skip(20).for_each(|w| *w = 0.0);
+            d.weight
+                .matrix_mut()
+                .iter_mut()
+                .skip(20)
+                .for_each(|w| *w = 0.0);
         }
         let speed = measure_speed(&model, Array2::ones((4, 8)).view());
         let m = model_metrics(&model, 100, Some(speed));

@@ -334,7 +334,7 @@ fn encode<S: OptimizationStage>(
 ) -> Result<Encoded, JobError> {
     let mut meta = meta_for(&model, inputs);
     let read_back = |bytes: &[u8]| {
-        model_file::decode(bytes)
+        crate::formats::model::read(bytes)
             .map_err(|e| JobError::Failed(format!("the {} model does not read back: {e}", S::NOUN)))
     };
     match encoding {

@@ -234,7 +234,7 @@ mod tests {
         assert!(m["accuracy"].as_f64().unwrap_or(0.0) > 0.9, "{m:?}");
         let produced = out.model.expect("a model");
         assert_eq!(m["size_bytes"], json!(produced.file.len()));
-        let file = model_file::decode(&produced.file).expect("decodes");
+        let file = crate::formats::model::read(&produced.file).expect("decodes");
         assert!(file.meta.trained);
         assert_eq!(
             file.meta.parent_id.as_deref(),

@@ -62,25 +62,25 @@ impl Dense {
     }
 
     pub fn inputs(&self) -> usize {
-        self.weight.value.nrows()
+        self.weight.matrix().nrows()
     }
 
     pub fn units(&self) -> usize {
-        self.weight.value.ncols()
+        self.weight.matrix().ncols()
     }
 
     /// `z ← x · W + b` into a preallocated `z: [batch, units]`.
     pub fn linear_into(&self, x: ArrayView2<f32>, mut z: ArrayViewMut2<f32>) {
         self.matmul_into(x, z.view_mut());
         if let Some(b) = &self.bias {
-            z += &b.value;
+            z += &b.matrix();
         }
     }
 
     /// `z ← x · W`. A few rows go through row-by-row AXPYs over the contiguous
     /// rows of `W` (the latency path of a single prediction); more through [`gemm`].
     fn matmul_into(&self, x: ArrayView2<f32>, mut z: ArrayViewMut2<f32>) {
-        let w = &self.weight.value;
+        let w = &self.weight.matrix();
         if x.nrows() <= SMALL_BATCH {
             for (x_row, mut z_row) in x.axis_iter(Axis(0)).zip(z.axis_iter_mut(Axis(0))) {
                 z_row.fill(0.0);
@@ -120,11 +120,11 @@ impl Dense {
         let act = self.activation;
         match (&self.bias, act) {
             (Some(b), Activation::Softmax | Activation::Linear) => {
-                z += &b.value;
+                z += &b.matrix();
                 activation::forward(act, z.view(), a);
             }
             (Some(b), _) => {
-                let b = b.value.row(0);
+                let b = b.matrix().index_axis_move(Axis(0), 0);
                 for (mut z_row, mut a_row) in z.axis_iter_mut(Axis(0)).zip(a.axis_iter_mut(Axis(0)))
                 {
                     Zip::from(&mut z_row)
@@ -156,16 +156,16 @@ impl Dense {
         dz: ArrayView2<f32>,
         dx: Option<ArrayViewMut2<f32>>,
     ) {
-        gemm::matmul(x.t(), dz, self.weight.grad.view_mut());
+        gemm::matmul(x.t(), dz, self.weight.grad_matrix_mut());
         if let Some(b) = &mut self.bias {
-            let mut gb = b.grad.row_mut(0);
+            let mut gb = b.grad_matrix_mut().index_axis_move(Axis(0), 0);
             gb.fill(0.0);
             for row in dz.axis_iter(Axis(0)) {
                 gb += &row;
             }
         }
         if let Some(dx) = dx {
-            gemm::matmul_bt(dz, self.weight.value.view(), dx);
+            gemm::matmul_bt(dz, self.weight.matrix().view(), dx);
         }
     }
 }
@@ -267,7 +267,11 @@ mod tests {
     fn dense_weight_bias_and_input_gradients_match_finite_differences() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let mut layer = Dense::new(3, 2, Activation::Linear, true, &mut rng);
-        layer.bias.as_mut().expect("bias").value = array![[0.1, -0.2]];
+        layer
+            .bias
+            .as_mut()
+            .expect("bias")
+            .set_value(array![[0.1, -0.2]]);
         let x: Array2<f32> = array![[0.5, -1.0, 2.0], [1.5, 0.3, -0.7]];
         let r: Array2<f32> = array![[0.9, -0.4], [0.2, 1.1]];
         let loss = |layer: &Dense, x: &Array2<f32>| -> f64 {
@@ -284,23 +288,23 @@ mod tests {
         for i in 0..3 {
             for j in 0..2 {
                 let mut p = layer.clone();
-                p.weight.value[(i, j)] += eps;
+                p.weight.matrix_mut()[(i, j)] += eps;
                 let mut m = layer.clone();
-                m.weight.value[(i, j)] -= eps;
+                m.weight.matrix_mut()[(i, j)] -= eps;
                 let num = (loss(&p, &x) - loss(&m, &x)) / (2.0 * eps as f64);
                 assert!(
-                    (num - layer.weight.grad[(i, j)] as f64).abs() < tol,
+                    (num - layer.weight.grad_matrix()[(i, j)] as f64).abs() < tol,
                     "W[{i},{j}]"
                 );
             }
         }
         for j in 0..2 {
             let mut p = layer.clone();
-            p.bias.as_mut().expect("bias").value[(0, j)] += eps;
+            p.bias.as_mut().expect("bias").matrix_mut()[(0, j)] += eps;
             let mut m = layer.clone();
-            m.bias.as_mut().expect("bias").value[(0, j)] -= eps;
+            m.bias.as_mut().expect("bias").matrix_mut()[(0, j)] -= eps;
             let num = (loss(&p, &x) - loss(&m, &x)) / (2.0 * eps as f64);
-            let analytic = layer.bias.as_ref().expect("bias").grad[(0, j)] as f64;
+            let analytic = layer.bias.as_ref().expect("bias").grad_matrix()[(0, j)] as f64;
             assert!((num - analytic).abs() < tol, "b[{j}]");
         }
         for r_ in 0..2 {

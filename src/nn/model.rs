@@ -5,7 +5,7 @@
 //! does not allocate. Nothing here names a layer kind: every layer is reached
 //! through [`super::layer::LayerOps`].
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, s};
+use ndarray::{Array1, Array2, ArrayD, ArrayView2, ArrayViewMut2, Axis, s};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -199,14 +199,14 @@ impl Sequential {
     }
 
     /// Copies of every parameter value (for early stopping's best weights).
-    pub fn snapshot(&self) -> Vec<Array2<f32>> {
-        self.params().iter().map(|p| p.value.clone()).collect()
+    pub fn snapshot(&self) -> Vec<ArrayD<f32>> {
+        self.params().iter().map(|p| p.value().clone()).collect()
     }
 
     /// Restores values taken by [`Self::snapshot`] of this same model.
-    pub fn restore(&mut self, snapshot: &[Array2<f32>]) {
+    pub fn restore(&mut self, snapshot: &[ArrayD<f32>]) {
         for (p, v) in self.params_mut().into_iter().zip(snapshot) {
-            p.value.assign(v);
+            p.value_mut().assign(v);
         }
     }
 

@@ -26,7 +26,7 @@ impl Regularization {
         let mut total = 0.0f64;
         for kernel in model.layers().iter().flat_map(|l| l.kernels()) {
             let (mut abs, mut sq) = (0.0f64, 0.0f64);
-            for &w in &kernel.value {
+            for &w in &kernel.matrix() {
                 abs += w.abs() as f64;
                 sq += (w as f64) * (w as f64);
             }
@@ -43,18 +43,17 @@ impl Regularization {
         let (l1, l2x2) = (self.l1, 2.0 * self.l2);
         for layer in model.layers_mut() {
             for kernel in layer.kernels_mut() {
-                Zip::from(&mut kernel.grad)
-                    .and(&kernel.value)
-                    .for_each(|g, &w| {
-                        let sign = if w > 0.0 {
-                            1.0
-                        } else if w < 0.0 {
-                            -1.0
-                        } else {
-                            0.0
-                        };
-                        *g += l1 * sign + l2x2 * w;
-                    });
+                let (grad, value) = kernel.grad_views();
+                Zip::from(grad).and(value).for_each(|g, &w| {
+                    let sign = if w > 0.0 {
+                        1.0
+                    } else if w < 0.0 {
+                        -1.0
+                    } else {
+                        0.0
+                    };
+                    *g += l1 * sign + l2x2 * w;
+                });
             }
         }
     }
@@ -74,16 +73,16 @@ mod tests {
         let mut model = Sequential::new(&arch, 11);
         let reg = Regularization { l1: 0.03, l2: 0.2 };
         for p in model.params_mut() {
-            p.grad.fill(0.0);
+            p.grad_matrix_mut().fill(0.0);
         }
         reg.add_gradients(&mut model);
-        let grads = model.params()[0].grad.clone();
+        let grads = model.params()[0].grad_matrix().to_owned();
         let eps = 1e-3f32;
         for idx in ndarray::indices(grads.raw_dim()) {
             let mut p = model.clone();
-            p.params_mut()[0].value[idx] += eps;
+            p.params_mut()[0].matrix_mut()[idx] += eps;
             let mut m = model.clone();
-            m.params_mut()[0].value[idx] -= eps;
+            m.params_mut()[0].matrix_mut()[idx] -= eps;
             let num = (reg.penalty(&p) - reg.penalty(&m)) / (2.0 * eps as f64);
             assert!(
                 (num - grads[idx] as f64).abs() < 1e-3,
@@ -92,6 +91,6 @@ mod tests {
             );
         }
         // biases carry no penalty
-        assert!(model.params()[1].grad.iter().all(|g| *g == 0.0));
+        assert!(model.params()[1].grad_matrix().iter().all(|g| *g == 0.0));
     }
 }

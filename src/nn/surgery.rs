@@ -85,11 +85,11 @@ pub fn remove_units(
     let mut layers: Vec<Layer> = model.layers().to_vec();
 
     let shrunk = Dense {
-        weight: Param::new(dense.weight.value.select(Axis(1), keep)),
+        weight: Param::new(dense.weight.matrix().select(Axis(1), keep)),
         bias: dense
             .bias
             .as_ref()
-            .map(|b| Param::new(b.value.select(Axis(1), keep))),
+            .map(|b| Param::new(b.matrix().select(Axis(1), keep))),
         activation: dense.activation,
     };
     layers[layer] = Layer::Dense(shrunk);
@@ -97,7 +97,7 @@ pub fn remove_units(
     let Some(Layer::Dense(nd)) = model.layers().get(next) else {
         return Err(SurgeryError::NotDense(next));
     };
-    let mut bias = nd.bias.as_ref().map(|b| b.value.clone());
+    let mut bias = nd.bias.as_ref().map(|b| b.matrix().to_owned());
     if let Some(c) = constant {
         let mut folded: Array2<f32> = Array2::zeros((1, nd.units()));
         let mut any = false;
@@ -105,7 +105,7 @@ pub fn remove_units(
             let cj = c.get(j).copied().unwrap_or(0.0);
             if cj != 0.0 {
                 any = true;
-                folded.row_mut(0).scaled_add(cj, &nd.weight.value.row(j));
+                folded.row_mut(0).scaled_add(cj, &nd.weight.matrix().row(j));
             }
         }
         if any {
@@ -113,15 +113,15 @@ pub fn remove_units(
         }
     }
     layers[next] = Layer::Dense(Dense {
-        weight: Param::new(nd.weight.value.select(Axis(0), keep)),
+        weight: Param::new(nd.weight.matrix().select(Axis(0), keep)),
         bias: bias.map(Param::new),
         activation: nd.activation,
     });
     for l in &mut layers {
         if let Layer::Dense(d) = l {
-            d.weight.mask = None;
+            d.weight.clear_mask();
             if let Some(b) = &mut d.bias {
-                b.mask = None;
+                b.clear_mask();
             }
         }
     }
@@ -151,17 +151,17 @@ mod tests {
         let mut model = Sequential::new(&arch(), 7);
         // Units 1 and 3 get zero incoming weights: their output is sigmoid(b_j) for every row.
         if let Some(d) = model.layers_mut()[0].as_dense_mut() {
-            d.weight.value.slice_mut(s![.., 1]).fill(0.0);
-            d.weight.value.slice_mut(s![.., 3]).fill(0.0);
+            d.weight.matrix_mut().slice_mut(s![.., 1]).fill(0.0);
+            d.weight.matrix_mut().slice_mut(s![.., 3]).fill(0.0);
             if let Some(b) = &mut d.bias {
-                b.value[(0, 1)] = 0.7;
-                b.value[(0, 3)] = -0.4;
+                b.matrix_mut()[(0, 1)] = 0.7;
+                b.matrix_mut()[(0, 3)] = -0.4;
             }
         }
         let consts: Vec<f32> = (0..4)
             .map(|j| {
                 let b = model.layers()[0].as_dense().and_then(|d| d.bias.as_ref());
-                crate::nn::activation::sigmoid(b.map_or(0.0, |b| b.value[(0, j)]))
+                crate::nn::activation::sigmoid(b.map_or(0.0, |b| b.matrix()[(0, j)]))
             })
             .collect();
         let x = Array2::from_shape_fn((5, 3), |(i, j)| (i as f32 - 2.0) * 0.4 + j as f32 * 0.3);

@@ -24,8 +24,8 @@ fn check_model_gradients(architecture: &str, loss: Loss, y: Array1<f32>) {
     let mut model = Sequential::new(&a, 17);
     // Non-zero biases so their gradients are exercised away from symmetric points.
     for p in model.params_mut() {
-        if p.value.nrows() == 1 {
-            p.value.map_inplace(|v| *v = 0.05);
+        if p.matrix().nrows() == 1 {
+            p.matrix_mut().map_inplace(|v| *v = 0.05);
         }
     }
     let n = y.len();
@@ -55,12 +55,12 @@ fn check_model_gradients(architecture: &str, loss: Loss, y: Array1<f32>) {
     let eps = 1e-3f32;
     let params = model.params().len();
     for pi in 0..params {
-        let grad = model.params()[pi].grad.clone();
+        let grad = model.params()[pi].grad_matrix().to_owned();
         for idx in ndarray::indices(grad.raw_dim()) {
             let mut plus = model.clone();
-            plus.params_mut()[pi].value[idx] += eps;
+            plus.params_mut()[pi].matrix_mut()[idx] += eps;
             let mut minus = model.clone();
-            minus.params_mut()[pi].value[idx] -= eps;
+            minus.params_mut()[pi].matrix_mut()[idx] -= eps;
             let numeric = (value(&plus) - value(&minus)) / (2.0 * eps as f64);
             let analytic = grad[idx] as f64;
             assert!(

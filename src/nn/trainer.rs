@@ -222,7 +222,7 @@ pub fn fit_with(
     let regression = cfg.task == Task::Regression;
 
     let mut history = Vec::new();
-    let mut best: Option<(f64, u32, Vec<ndarray::Array2<f32>>)> = None;
+    let mut best: Option<(f64, u32, Vec<ndarray::ArrayD<f32>>)> = None;
     let mut waited = 0u32;
     let mut stopped_early = false;
 

@@ -2,13 +2,13 @@
 
 use crate::blobs::BlobStore;
 use crate::formats::dataset_file;
-use crate::formats::model_file::{self, ModelFile};
+use crate::formats::model_file::ModelFile;
 use crate::jobs::references::{InputModels, ModelRole};
 use crate::jobs::{JobError, JobInputs};
 use crate::store::{Catalog, JobRecord, Store};
 
 fn decode_model(bytes: &[u8]) -> Result<ModelFile, JobError> {
-    model_file::decode(bytes)
+    crate::formats::model::read(bytes)
         .map_err(|e| JobError::Failed(format!("the model file cannot be read: {e}")))
 }
 

@@ -227,10 +227,7 @@ async fn store_outputs(
         });
         artifacts.push(NewArtifactRecord {
             id: Uuid::now_v7(),
-            name: format!(
-                "model.{}",
-                crate::formats::model_file::extension(&model.file)
-            ),
+            name: format!("model.{}", crate::formats::model::extension(&model.file)),
             content_type: "application/octet-stream".into(),
             sha256: blob.sha256,
             size_bytes: blob.size_bytes as i64,

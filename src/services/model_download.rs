@@ -38,7 +38,7 @@ impl Services {
         }
         // The magic bytes tell the stored form; the whole file is read only to convert it.
         let head = self.blobs.read_head(&record.sha256, 8).await?;
-        let stored = model_file::extension(&head);
+        let stored = crate::formats::model::extension(&head);
         let wanted = format.unwrap_or(stored);
         let filename = format!("{}.{wanted}", record.name);
         if wanted == stored {
@@ -54,7 +54,7 @@ impl Services {
         let bytes = self.blobs.read(&record.sha256).await?;
         let to_onnx = wanted == "onnx";
         let bytes = blocking(move || {
-            let file = model_file::decode(&bytes)?;
+            let file = crate::formats::model::read(&bytes)?;
             if to_onnx {
                 onnx::export(&file).map_err(|e| ServiceError::Internal(e.into()))
             } else {

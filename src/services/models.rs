@@ -189,7 +189,7 @@ fn read_model_upload(
 ) -> Result<(ModelFile, Option<Vec<u8>>), ServiceError> {
     let file = match ModelFormat::detect(bytes) {
         ModelFormat::Safetensors | ModelFormat::Kilnz => {
-            let file = model_file::decode(bytes)?;
+            let file = crate::formats::model::read(bytes)?;
             file.meta
                 .architecture
                 .check(limits)
@@ -247,7 +247,7 @@ impl Services {
             None => {
                 let bytes = self.blobs.read(&record.sha256).await?;
                 let m: std::sync::Arc<dyn crate::nn::Predictor> = blocking(move || {
-                    let file = model_file::decode(&bytes)?;
+                    let file = crate::formats::model::read(&bytes)?;
                     Ok(std::sync::Arc::from(file.predictor(None)?))
                 })
                 .await?;

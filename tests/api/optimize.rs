@@ -124,7 +124,7 @@ async fn prune_then_compress_gives_a_smaller_file_that_uploads_again_and_predict
         ))
         .await;
     assert_eq!(res.status(), 200);
-    let dense = kiln::formats::model_file::decode(&res.bytes().await.expect("bytes"))
+    let dense = kiln::formats::model::read(&res.bytes().await.expect("bytes"))
         .expect("a kiln safetensors file");
     assert_eq!(
         dense.model.param_count(),

@@ -186,7 +186,7 @@ async fn train_evaluate_download_and_reupload_give_identical_predictions() {
     let file = res.bytes().await.expect("bytes").to_vec();
     assert_eq!(file, artifact_bytes.to_vec());
     // The file carries its own lineage, for whoever opens it outside kiln.
-    let decoded = kiln::formats::model_file::decode(&file).expect("a kiln model file");
+    let decoded = kiln::formats::model::read(&file).expect("a kiln model file");
     assert_eq!(decoded.meta.job_id.as_deref(), job["id"].as_str());
     assert_eq!(decoded.meta.parent_id.as_deref(), model["id"].as_str());
     assert!(decoded.meta.trained);

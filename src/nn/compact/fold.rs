@@ -66,20 +66,20 @@ fn fold_at(model: &Sequential, i: usize) -> Result<Option<(Sequential, Action)>,
         return Ok(None);
     }
 
-    let w2 = second.weight.value.mapv(f64::from);
+    let w2 = second.weight.matrix().mapv(f64::from);
     let weight = first
         .weight
-        .value
+        .matrix()
         .mapv(f64::from)
         .dot(&w2)
         .mapv(|v| v as f32);
     let bias = has_bias.then(|| {
         let mut b: Array2<f64> = Array2::zeros((1, outputs));
         if let Some(b1) = &first.bias {
-            b += &b1.value.mapv(f64::from).dot(&w2);
+            b += &b1.matrix().mapv(f64::from).dot(&w2);
         }
         if let Some(b2) = &second.bias {
-            b += &b2.value.mapv(f64::from);
+            b += &b2.matrix().mapv(f64::from);
         }
         Param::new(b.mapv(|v| v as f32))
     });

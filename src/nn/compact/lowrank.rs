@@ -40,7 +40,7 @@ pub fn max_useful_rank(inputs: usize, outputs: usize) -> usize {
 
 /// Singular values of dense layer `layer`'s weight, descending.
 pub fn singular_values(model: &Sequential, layer: usize) -> Result<Vec<f64>, CompactError> {
-    Ok(svd(dense_at(model, layer)?.weight.value.view()).s)
+    Ok(svd(dense_at(model, layer)?.weight.matrix().view()).s)
 }
 
 /// Replaces dense layer `layer` (`W`, bias `b`, activation `f`) by two dense
@@ -61,7 +61,7 @@ pub fn factorize(
         return Err(CompactError::ZeroRank);
     }
     let (inputs, outputs) = (dense.inputs(), dense.units());
-    let d = svd(dense.weight.value.view());
+    let d = svd(dense.weight.matrix().view());
     let r = rank.min(d.s.len());
     if r == 0 {
         return Err(CompactError::ZeroRank);
@@ -72,7 +72,10 @@ pub fn factorize(
     let mut layers = model.layers().to_vec();
     layers[layer] = Layer::Dense(Dense {
         weight: Param::new(b),
-        bias: dense.bias.as_ref().map(|b| Param::new(b.value.clone())),
+        bias: dense
+            .bias
+            .as_ref()
+            .map(|b| Param::new(b.matrix().to_owned())),
         activation: dense.activation,
     });
     layers.insert(

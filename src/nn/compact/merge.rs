@@ -54,8 +54,11 @@ pub fn merge_duplicate_units(
         let mut layers = current.layers().to_vec();
         if let Some(Layer::Dense(nd)) = layers.get_mut(next) {
             for m in &merges {
-                let row = nd.weight.value.row(m.from).to_owned();
-                nd.weight.value.row_mut(m.into).scaled_add(m.scale, &row);
+                let row = nd.weight.matrix().row(m.from).to_owned();
+                nd.weight
+                    .matrix_mut()
+                    .row_mut(m.into)
+                    .scaled_add(m.scale, &row);
             }
         }
         let summed = rebuild(current.input_dim(), layers)?;
@@ -143,12 +146,12 @@ enum Scaling {
 /// bias is 0 for every unit alike).
 fn signatures(dense: &Dense) -> Vec<f32> {
     let mut flat = Vec::with_capacity(dense.units() * (dense.inputs() + 1));
-    for (j, column) in dense.weight.value.columns().into_iter().enumerate() {
+    for (j, column) in dense.weight.matrix().columns().into_iter().enumerate() {
         flat.push(
             dense
                 .bias
                 .as_ref()
-                .and_then(|b| b.value.get((0, j)).copied())
+                .and_then(|b| b.matrix().get((0, j)).copied())
                 .unwrap_or(0.0),
         );
         flat.extend(column.iter().copied());

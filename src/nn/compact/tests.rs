@@ -22,8 +22,12 @@ fn dense_mut(model: &mut Sequential, layer: usize) -> &mut crate::nn::dense::Den
         .expect("dense layer")
 }
 
-fn bias_mut(model: &mut Sequential, layer: usize) -> &mut Array2<f32> {
-    &mut dense_mut(model, layer).bias.as_mut().expect("bias").value
+fn bias_mut(model: &mut Sequential, layer: usize) -> ndarray::ArrayViewMut2<'_, f32> {
+    dense_mut(model, layer)
+        .bias
+        .as_mut()
+        .expect("bias")
+        .matrix_mut()
 }
 
 fn random(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
@@ -56,19 +60,23 @@ fn dead_model() -> Sequential {
     // Non-negative weights keep the other ReLU units alive; units 1 and 4 never fire
     // on non-negative input.
     let d = dense_mut(&mut m, 0);
-    d.weight.value.mapv_inplace(f32::abs);
+    d.weight.matrix_mut().mapv_inplace(f32::abs);
     d.weight
-        .value
+        .matrix_mut()
         .column_mut(1)
         .assign(&ndarray::array![-0.5, -0.2, -1.0]);
     d.weight
-        .value
+        .matrix_mut()
         .column_mut(4)
         .assign(&ndarray::array![-0.1, -0.7, -0.3]);
     bias_mut(&mut m, 0)[(0, 1)] = -0.05;
     bias_mut(&mut m, 0)[(0, 4)] = -1.5;
     // Sigmoid unit 3 has no incoming weights: it outputs sigmoid(b) everywhere.
-    dense_mut(&mut m, 2).weight.value.column_mut(3).fill(0.0);
+    dense_mut(&mut m, 2)
+        .weight
+        .matrix_mut()
+        .column_mut(3)
+        .fill(0.0);
     bias_mut(&mut m, 2)[(0, 3)] = 0.8;
     m
 }
@@ -113,15 +121,15 @@ fn dead_relu_and_constant_sigmoid_units_go_and_outputs_stay() {
         .bias
         .as_ref()
         .expect("bias")
-        .value[(0, 0)]
-        + sigmoid(0.8) * model.layers()[3].as_dense().expect("dense").weight.value[(3, 0)];
+        .matrix()[(0, 0)]
+        + sigmoid(0.8) * model.layers()[3].as_dense().expect("dense").weight.matrix()[(3, 0)];
     let got = small.layers()[3]
         .as_dense()
         .expect("dense")
         .bias
         .as_ref()
         .expect("bias")
-        .value[(0, 0)];
+        .matrix()[(0, 0)];
     assert!((expected - got).abs() < 1e-6, "{expected} vs {got}");
 }
 
@@ -131,9 +139,9 @@ fn a_layer_of_only_dead_units_keeps_its_most_varying_one() {
     // Every ReLU unit dead except unit 2, which barely varies; tolerance swallows it too.
     {
         let d = dense_mut(&mut model, 0);
-        d.weight.value.fill(-1.0);
+        d.weight.matrix_mut().fill(-1.0);
         d.weight
-            .value
+            .matrix_mut()
             .column_mut(2)
             .assign(&ndarray::array![1e-4, 0.0, 0.0]);
     }
@@ -157,7 +165,7 @@ fn a_tolerance_removes_almost_constant_units_and_says_it_is_not_exact() {
     // Sigmoid unit 0 varies by a tiny amount: 1e-4 · x₀-ish through the ReLU layer.
     dense_mut(&mut model, 2)
         .weight
-        .value
+        .matrix_mut()
         .column_mut(0)
         .fill(1e-5);
     let x = non_negative(100);
@@ -209,9 +217,9 @@ fn merge_model() -> Sequential {
 /// Makes unit `to` of `layer` compute `scale ×` unit `from`'s pre-activation.
 fn copy_unit(m: &mut Sequential, layer: usize, from: usize, to: usize, scale: f32) {
     let d = dense_mut(m, layer);
-    let col = d.weight.value.column(from).mapv(|v| v * scale);
-    d.weight.value.column_mut(to).assign(&col);
-    let b = bias_mut(m, layer);
+    let col = d.weight.matrix().column(from).mapv(|v| v * scale);
+    d.weight.matrix_mut().column_mut(to).assign(&col);
+    let mut b = bias_mut(m, layer);
     b[(0, to)] = scale * b[(0, from)];
 }
 
@@ -250,7 +258,7 @@ fn duplicate_and_scaled_units_merge_and_outputs_stay() {
 fn near_duplicates_merge_only_within_the_tolerance() {
     let mut model = merge_model();
     copy_unit(&mut model, 0, 2, 4, 1.0);
-    dense_mut(&mut model, 0).weight.value[(1, 4)] += 1e-3;
+    dense_mut(&mut model, 0).weight.matrix_mut()[(1, 4)] += 1e-3;
     let (same, none) = merge_duplicate_units(&model, 0.0).expect("runs");
     assert!(none.is_empty());
     assert_eq!(same, model);
@@ -278,7 +286,7 @@ fn fold_model(first_bias: bool) -> Sequential {
 }
 
 /// `x·W + b` by hand, in f64.
-fn product(a: &Array2<f32>, b: &Array2<f32>) -> Array2<f64> {
+fn product(a: &ArrayView2<f32>, b: &ArrayView2<f32>) -> Array2<f64> {
     Array2::from_shape_fn((a.nrows(), b.ncols()), |(i, j)| {
         (0..a.ncols())
             .map(|k| f64::from(a[(i, k)]) * f64::from(b[(k, j)]))
@@ -302,15 +310,15 @@ fn folding_two_linear_layers_gives_their_product() {
         let d2 = model.layers()[2].as_dense().expect("dense");
         let f = folded.layers()[0].as_dense().expect("dense");
         assert_eq!(f.activation, Activation::Relu);
-        let w = product(&d1.weight.value, &d2.weight.value);
-        let mut b = d2.bias.as_ref().expect("bias").value.mapv(f64::from);
+        let w = product(&d1.weight.matrix(), &d2.weight.matrix());
+        let mut b = d2.bias.as_ref().expect("bias").matrix().mapv(f64::from);
         if let Some(b1) = &d1.bias {
-            b = b + product(&b1.value, &d2.weight.value);
+            b = b + product(&b1.matrix(), &d2.weight.matrix());
         }
-        for (got, want) in f.weight.value.iter().zip(w.iter()) {
+        for (got, want) in f.weight.matrix().iter().zip(w.iter()) {
             assert!((f64::from(*got) - want).abs() < 1e-6, "{got} vs {want}");
         }
-        for (got, want) in f.bias.as_ref().expect("bias").value.iter().zip(b.iter()) {
+        for (got, want) in f.bias.as_ref().expect("bias").matrix().iter().zip(b.iter()) {
             assert!((f64::from(*got) - want).abs() < 1e-6, "{got} vs {want}");
         }
         // 3·5 (+5) + 5·4+4 → 3·4+4.
@@ -492,11 +500,11 @@ fn factorizing_at_full_rank_keeps_predictions() {
     let a = f.layers()[0].as_dense().expect("dense");
     let b = f.layers()[1].as_dense().expect("dense");
     assert_eq!(
-        (a.activation, a.bias.is_none(), a.weight.value.dim()),
+        (a.activation, a.bias.is_none(), a.weight.matrix().dim()),
         (Activation::Linear, true, (8, 8))
     );
     assert_eq!(
-        (b.activation, b.weight.value.dim()),
+        (b.activation, b.weight.matrix().dim()),
         (Activation::Relu, (8, 12))
     );
     assert!(

@@ -3,7 +3,7 @@
 //! `p ← p − lr·m̂/(√v̂ + ε)` with `m̂ = m/(1−β1ᵗ)`, `v̂ = v/(1−β2ᵗ)`.
 //! Defaults: β1 0.9, β2 0.999, ε 1e-8 (PyTorch; Keras uses ε = 1e-7 inside a slightly different form).
 
-use ndarray::{Array2, Zip};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Adam {
@@ -31,7 +31,7 @@ pub struct AdamState {
 }
 
 impl AdamState {
-    pub fn new(like: &Array2<f32>) -> Self {
+    pub fn new(like: ArrayView2<f32>) -> Self {
         Self {
             m: Array2::zeros(like.raw_dim()),
             v: Array2::zeros(like.raw_dim()),
@@ -44,8 +44,8 @@ pub fn step(
     hp: &Adam,
     lr: f32,
     t: u64,
-    value: &mut Array2<f32>,
-    grad: &Array2<f32>,
+    mut value: ArrayViewMut2<f32>,
+    grad: ArrayView2<f32>,
     state: &mut AdamState,
 ) {
     let t = t.max(1).min(i32::MAX as u64) as i32;
@@ -169,10 +169,10 @@ mod tests {
             ..Adam::default()
         };
         let mut p = array![[1.0f32]];
-        let mut s = AdamState::new(&p);
-        step(&hp, 0.1, 1, &mut p, &array![[0.5f32]], &mut s);
+        let mut s = AdamState::new(p.view());
+        step(&hp, 0.1, 1, p.view_mut(), array![[0.5f32]].view(), &mut s);
         assert!((p[(0, 0)] - 0.9).abs() < 1e-6, "{}", p[(0, 0)]);
-        step(&hp, 0.1, 2, &mut p, &array![[-1.0f32]], &mut s);
+        step(&hp, 0.1, 2, p.view_mut(), array![[-1.0f32]].view(), &mut s);
         assert!((p[(0, 0)] - 0.936_610).abs() < 1e-5, "{}", p[(0, 0)]);
     }
 
@@ -229,11 +229,18 @@ mod tests {
             .expect("shape");
         let grad = full.mapv(|x| x - 0.7);
         let mut a = full.clone();
-        let mut sa = AdamState::new(&a);
-        step(&hp, 0.01, 1, &mut a, &grad, &mut sa);
+        let mut sa = AdamState::new(a.view());
+        step(&hp, 0.01, 1, a.view_mut(), grad.view(), &mut sa);
         let mut b = full.t().to_owned();
-        let mut sb = AdamState::new(&b);
-        step(&hp, 0.01, 1, &mut b, &grad.t().to_owned(), &mut sb);
+        let mut sb = AdamState::new(b.view());
+        step(
+            &hp,
+            0.01,
+            1,
+            b.view_mut(),
+            grad.t().to_owned().view(),
+            &mut sb,
+        );
         assert_eq!(a, b.t());
     }
 }

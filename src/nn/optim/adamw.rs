@@ -2,7 +2,7 @@
 //! decay `p ← p·(1 − lr·λ)` first, then the Adam update of [`super::adam`].
 //! Default `weight_decay` λ = 0.01 (PyTorch). Decay applies to every parameter, biases included, as in PyTorch.
 
-use ndarray::Array2;
+use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::adam::{self, Adam, AdamState};
 
@@ -16,8 +16,8 @@ pub fn step(
     hp: &AdamW,
     lr: f32,
     t: u64,
-    value: &mut Array2<f32>,
-    grad: &Array2<f32>,
+    mut value: ArrayViewMut2<f32>,
+    grad: ArrayView2<f32>,
     state: &mut AdamState,
 ) {
     let decay = 1.0 - lr * hp.weight_decay;
@@ -43,11 +43,11 @@ mod tests {
             weight_decay: 0.5,
         };
         let mut p = array![[1.0f32]];
-        let mut s = AdamState::new(&p);
+        let mut s = AdamState::new(p.view());
         let g = array![[0.5f32]];
-        step(&hp, 0.1, 1, &mut p, &g, &mut s);
+        step(&hp, 0.1, 1, p.view_mut(), g.view(), &mut s);
         assert!((p[(0, 0)] - 0.85).abs() < 1e-6, "{}", p[(0, 0)]);
-        step(&hp, 0.1, 2, &mut p, &g, &mut s);
+        step(&hp, 0.1, 2, p.view_mut(), g.view(), &mut s);
         assert!((p[(0, 0)] - 0.7075).abs() < 1e-5, "{}", p[(0, 0)]);
     }
 }

@@ -88,32 +88,31 @@ impl Optimizer {
                 .map(|p| match self.config {
                     OptimizerConfig::Sgd(_) => State::None,
                     OptimizerConfig::Momentum(_) | OptimizerConfig::Nesterov(_) => {
-                        State::Momentum(MomentumState::new(&p.value))
+                        State::Momentum(MomentumState::new(p.matrix()))
                     }
                     OptimizerConfig::Adam(_) | OptimizerConfig::AdamW(_) => {
-                        State::Adam(AdamState::new(&p.value))
+                        State::Adam(AdamState::new(p.matrix()))
                     }
-                    OptimizerConfig::RmsProp(_) => State::RmsProp(RmsPropState::new(&p.value)),
+                    OptimizerConfig::RmsProp(_) => State::RmsProp(RmsPropState::new(p.matrix())),
                 })
                 .collect();
         }
         for (p, state) in params.into_iter().zip(&mut self.states) {
+            let (value, grad) = p.step_views();
             match (&self.config, state) {
-                (OptimizerConfig::Sgd(_), _) => sgd::step(lr, &mut p.value, &p.grad),
+                (OptimizerConfig::Sgd(_), _) => sgd::step(lr, value, grad),
                 (OptimizerConfig::Momentum(o), State::Momentum(s)) => {
-                    momentum::step(o.momentum, lr, &mut p.value, &p.grad, s)
+                    momentum::step(o.momentum, lr, value, grad, s)
                 }
                 (OptimizerConfig::Nesterov(o), State::Momentum(s)) => {
-                    nesterov::step(o.momentum, lr, &mut p.value, &p.grad, s)
+                    nesterov::step(o.momentum, lr, value, grad, s)
                 }
-                (OptimizerConfig::Adam(o), State::Adam(s)) => {
-                    adam::step(o, lr, t, &mut p.value, &p.grad, s)
-                }
+                (OptimizerConfig::Adam(o), State::Adam(s)) => adam::step(o, lr, t, value, grad, s),
                 (OptimizerConfig::AdamW(o), State::Adam(s)) => {
-                    adamw::step(o, lr, t, &mut p.value, &p.grad, s)
+                    adamw::step(o, lr, t, value, grad, s)
                 }
                 (OptimizerConfig::RmsProp(o), State::RmsProp(s)) => {
-                    rmsprop::step(o, lr, &mut p.value, &p.grad, s)
+                    rmsprop::step(o, lr, value, grad, s)
                 }
                 // States are built from the same config above, so this cannot happen.
                 _ => {}
@@ -131,13 +130,13 @@ mod tests {
     #[test]
     fn a_masked_weight_stays_zero_after_a_step() {
         let mut p = Param::new(array![[1.0f32, 2.0]]);
-        p.mask = Some(array![[1.0, 0.0]]);
+        p.set_mask(array![[1.0, 0.0]]);
         p.apply_mask();
-        p.grad = array![[0.5, -3.0]];
+        p.grad_matrix_mut().assign(&array![[0.5, -3.0]]);
         let mut opt = Optimizer::new(OptimizerConfig::Adam(Adam::default()));
         opt.step(vec![&mut p], 0.1);
-        assert_eq!(p.value[(0, 1)], 0.0);
-        assert!(p.value[(0, 0)] < 1.0);
+        assert_eq!(p.matrix()[(0, 1)], 0.0);
+        assert!(p.matrix()[(0, 0)] < 1.0);
         assert_eq!(opt.steps(), 1);
     }
 }

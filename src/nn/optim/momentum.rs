@@ -2,7 +2,7 @@
 //! `b ← μ·b + g`, `p ← p − lr·b` (first step `b = g`). With a constant lr this
 //! equals Keras' `v ← μ·v − lr·g`, `p ← p + v`.
 
-use ndarray::{Array2, Zip};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Momentum {
@@ -16,7 +16,7 @@ pub struct MomentumState {
 }
 
 impl MomentumState {
-    pub fn new(like: &Array2<f32>) -> Self {
+    pub fn new(like: ArrayView2<f32>) -> Self {
         Self {
             buf: Array2::zeros(like.raw_dim()),
         }
@@ -26,8 +26,8 @@ impl MomentumState {
 pub fn step(
     mu: f32,
     lr: f32,
-    value: &mut Array2<f32>,
-    grad: &Array2<f32>,
+    value: ArrayViewMut2<f32>,
+    grad: ArrayView2<f32>,
     state: &mut MomentumState,
 ) {
     Zip::from(value)
@@ -52,9 +52,9 @@ mod tests {
         // b3 = 2.71, p3 = 0.71 − 0.271 = 0.439
         let mut p = array![[1.0f32]];
         let g = array![[1.0f32]];
-        let mut s = MomentumState::new(&p);
+        let mut s = MomentumState::new(p.view());
         for expected in [0.9f32, 0.71, 0.439] {
-            step(0.9, 0.1, &mut p, &g, &mut s);
+            step(0.9, 0.1, p.view_mut(), g.view(), &mut s);
             assert!(
                 (p[(0, 0)] - expected).abs() < 1e-6,
                 "{} vs {expected}",

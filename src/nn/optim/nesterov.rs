@@ -1,7 +1,7 @@
 //! Nesterov momentum, PyTorch's form (`nesterov=True`, `dampening = 0`):
 //! `b ← μ·b + g`, `p ← p − lr·(g + μ·b)`.
 
-use ndarray::{Array2, Zip};
+use ndarray::{ArrayView2, ArrayViewMut2, Zip};
 
 pub use super::momentum::MomentumState as NesterovState;
 
@@ -14,8 +14,8 @@ pub struct Nesterov {
 pub fn step(
     mu: f32,
     lr: f32,
-    value: &mut Array2<f32>,
-    grad: &Array2<f32>,
+    value: ArrayViewMut2<f32>,
+    grad: ArrayView2<f32>,
     state: &mut NesterovState,
 ) {
     Zip::from(value)
@@ -40,9 +40,9 @@ mod tests {
         // b3 = 2.71, p3 = 0.539 − 0.1·(1 + 2.439) = 0.1951
         let mut p = array![[1.0f32]];
         let g = array![[1.0f32]];
-        let mut s = NesterovState::new(&p);
+        let mut s = NesterovState::new(p.view());
         for expected in [0.81f32, 0.539, 0.1951] {
-            step(0.9, 0.1, &mut p, &g, &mut s);
+            step(0.9, 0.1, p.view_mut(), g.view(), &mut s);
             assert!(
                 (p[(0, 0)] - expected).abs() < 1e-6,
                 "{} vs {expected}",

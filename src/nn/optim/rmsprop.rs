@@ -2,7 +2,7 @@
 //! and Keras: `v ← ρ·v + (1−ρ)·g²`, `p ← p − lr·g/(√v + ε)`.
 //! Defaults are Keras': ρ 0.9, ε 1e-7 (PyTorch calls ρ `alpha` and defaults it to 0.99).
 
-use ndarray::{Array2, Zip};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RmsProp {
@@ -17,7 +17,7 @@ pub struct RmsPropState {
 }
 
 impl RmsPropState {
-    pub fn new(like: &Array2<f32>) -> Self {
+    pub fn new(like: ArrayView2<f32>) -> Self {
         Self {
             v: Array2::zeros(like.raw_dim()),
         }
@@ -27,8 +27,8 @@ impl RmsPropState {
 pub fn step(
     hp: &RmsProp,
     lr: f32,
-    value: &mut Array2<f32>,
-    grad: &Array2<f32>,
+    value: ArrayViewMut2<f32>,
+    grad: ArrayView2<f32>,
     state: &mut RmsPropState,
 ) {
     let (rho, eps) = (hp.rho, hp.eps);
@@ -57,11 +57,11 @@ mod tests {
             eps: 1e-7,
         };
         let mut p = array![[1.0f32]];
-        let mut s = RmsPropState::new(&p);
+        let mut s = RmsPropState::new(p.view());
         let g = array![[2.0f32]];
-        step(&hp, 0.01, &mut p, &g, &mut s);
+        step(&hp, 0.01, p.view_mut(), g.view(), &mut s);
         assert!((p[(0, 0)] - 0.968_377).abs() < 1e-5, "{}", p[(0, 0)]);
-        step(&hp, 0.01, &mut p, &g, &mut s);
+        step(&hp, 0.01, p.view_mut(), g.view(), &mut s);
         assert!((p[(0, 0)] - 0.945_435).abs() < 1e-5, "{}", p[(0, 0)]);
     }
 }

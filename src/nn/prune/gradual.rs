@@ -159,7 +159,7 @@ impl GradualNeurons {
             .into_iter()
             .filter_map(|l| {
                 let d = model.layers().get(l).and_then(Layer::as_dense)?;
-                let units = match &d.weight.mask {
+                let units = match d.weight.mask_matrix() {
                     Some(m) => m
                         .axis_iter(Axis(1))
                         .enumerate()
@@ -202,16 +202,16 @@ impl StepHook for GradualNeurons {
         };
         for (l, units) in keep {
             if let Some(d) = model.layers_mut().get_mut(l).and_then(Layer::as_dense_mut) {
-                let mut wm = Array2::zeros(d.weight.value.raw_dim());
+                let mut wm = Array2::zeros(d.weight.matrix().raw_dim());
                 let mut bm = Array2::zeros((1, d.units()));
                 for &j in &units {
                     wm.column_mut(j).fill(1.0);
                     bm[(0, j)] = 1.0;
                 }
-                d.weight.mask = Some(wm);
+                d.weight.set_mask(wm);
                 d.weight.apply_mask();
                 if let Some(b) = &mut d.bias {
-                    b.mask = Some(bm);
+                    b.set_mask(bm);
                     b.apply_mask();
                 }
             }

@@ -69,7 +69,7 @@ pub fn magnitude_masks(model: &Sequential, cfg: &MagnitudeConfig) -> Vec<(usize,
         .collect();
     let mut masks: Vec<(usize, Array2<f32>)> = layers
         .iter()
-        .map(|(i, d)| (*i, Array2::ones(d.weight.value.raw_dim())))
+        .map(|(i, d)| (*i, Array2::ones(d.weight.matrix().raw_dim())))
         .collect();
     let ranked_alone = |i: usize| cfg.scope == Scope::PerLayer || cfg.overrides.contains_key(&i);
 
@@ -105,9 +105,9 @@ pub fn set_masks(model: &mut Sequential, masks: &[(usize, Array2<f32>)]) {
             .layers_mut()
             .get_mut(*i)
             .and_then(|l| l.as_dense_mut())
-            && mask.raw_dim() == d.weight.value.raw_dim()
+            && mask.raw_dim() == d.weight.matrix().raw_dim()
         {
-            d.weight.mask = Some(mask.clone());
+            d.weight.set_mask(mask.clone());
             d.weight.apply_mask();
         }
     }
@@ -116,7 +116,7 @@ pub fn set_masks(model: &mut Sequential, masks: &[(usize, Array2<f32>)]) {
 /// Removes every weight and bias mask; values stay as they are.
 pub fn clear_masks(model: &mut Sequential) {
     for p in model.params_mut() {
-        p.mask = None;
+        p.clear_mask();
     }
 }
 
@@ -151,12 +151,8 @@ pub(crate) fn target(s: f32, n: usize) -> usize {
 /// Calls `f(index, key)` for every weight of `d` in row-major order; the key is
 /// 0 for weights already zero or masked and `|w|` otherwise.
 fn for_each_key(d: &Dense, mut f: impl FnMut((usize, usize), f32)) {
-    let mask = d
-        .weight
-        .mask
-        .as_ref()
-        .filter(|m| m.raw_dim() == d.weight.value.raw_dim());
-    for (ix, &w) in d.weight.value.indexed_iter() {
+    let mask = d.weight.mask_matrix();
+    for (ix, &w) in d.weight.matrix().indexed_iter() {
         let pruned = mask.is_some_and(|m| m[ix] == 0.0);
         f(ix, if pruned { 0.0 } else { w.abs() });
     }
@@ -245,7 +241,11 @@ mod tests {
     fn extremes(model: &Sequential, masks: &[(usize, Array2<f32>)]) -> (f32, f32) {
         let (mut pruned, mut kept) = (0.0f32, f32::INFINITY);
         for (i, m) in masks {
-            let w = &model.layers()[*i].as_dense().expect("dense").weight.value;
+            let w = &model.layers()[*i]
+                .as_dense()
+                .expect("dense")
+                .weight
+                .matrix();
             for (&w, &m) in w.iter().zip(m) {
                 if m == 0.0 {
                     pruned = pruned.max(w.abs());
@@ -297,7 +297,7 @@ mod tests {
                 .as_dense()
                 .expect("dense")
                 .weight
-                .mask
+                .mask()
                 .is_none()
         );
     }
@@ -327,7 +327,7 @@ mod tests {
     fn equal_magnitudes_are_cut_in_position_order() {
         let mut m = model();
         for p in m.params_mut() {
-            p.value.fill(-0.5);
+            p.matrix_mut().fill(-0.5);
         }
         let masks = magnitude_masks(&m, &cfg(0.5, Scope::Global, &[]));
         // The first 44 weights in (layer, row-major) order: all of layer 0's first 44.
@@ -344,7 +344,7 @@ mod tests {
         set_masks(&mut m, &first);
         // Perturb survivors so the ranking could change if masks were ignored.
         if let Some(d) = m.layers_mut()[0].as_dense_mut() {
-            d.weight.value.mapv_inplace(|w| w * 0.01);
+            d.weight.matrix_mut().mapv_inplace(|w| w * 0.01);
         }
         let second = magnitude_masks(&m, &cfg(0.6, Scope::Global, &[]));
         assert_eq!(second.iter().map(|(_, mk)| zeros(mk)).sum::<usize>(), 53); // round(52.8)
@@ -354,6 +354,6 @@ mod tests {
             }
         }
         clear_masks(&mut m);
-        assert!(m.params().iter().all(|p| p.mask.is_none()));
+        assert!(m.params().iter().all(|p| p.mask().is_none()));
     }
 }

@@ -71,7 +71,7 @@ pub fn unit_scores(
 
 /// L1 or L2 norm of each incoming weight column (L2 for any other criterion).
 pub(crate) fn norm_scores(d: &Dense, criterion: UnitCriterion) -> Array1<f32> {
-    d.weight.value.map_axis(Axis(0), |col| match criterion {
+    d.weight.matrix().map_axis(Axis(0), |col| match criterion {
         UnitCriterion::L1 => col.iter().map(|w| w.abs()).sum(),
         _ => col.iter().map(|w| w * w).sum::<f32>().sqrt(),
     })
@@ -275,7 +275,7 @@ pub(crate) fn choose_keep(
 
 /// Whether unit `j` of `d` has all-zero incoming weights (a constant output).
 fn dead(d: &Dense, j: usize) -> bool {
-    d.weight.value.column(j).iter().all(|&w| w == 0.0)
+    d.weight.matrix().column(j).iter().all(|&w| w == 0.0)
 }
 
 /// Each unit's output when its incoming weights are all zero (`act(b_j)`, a
@@ -287,7 +287,7 @@ fn constants(d: &Dense) -> Vec<f32> {
             if !dead(d, j) || d.activation == Activation::Softmax {
                 return 0.0;
             }
-            let b = d.bias.as_ref().map_or(0.0, |b| b.value[(0, j)]);
+            let b = d.bias.as_ref().map_or(0.0, |b| b.matrix()[(0, j)]);
             activation::scalar(d.activation, b)
         })
         .collect()
@@ -503,11 +503,11 @@ mod tests {
         );
         let mut m = Sequential::new(&a, seed);
         for (k, p) in m.params_mut().into_iter().enumerate() {
-            if p.value.nrows() == 1 {
-                let n = p.value.len();
-                p.value = Array2::from_shape_fn((1, n), |(_, j)| {
+            if p.matrix().nrows() == 1 {
+                let n = p.matrix().len();
+                p.set_value(Array2::from_shape_fn((1, n), |(_, j)| {
                     0.1 * (j as f32 - 2.0) + k as f32 * 0.05
-                });
+                }));
             }
         }
         m
@@ -545,10 +545,10 @@ mod tests {
         for (layer, units) in keep() {
             let d = m.layers_mut()[layer].as_dense_mut().expect("dense");
             for j in (0..d.units()).filter(|j| !units.contains(j)) {
-                d.weight.value.column_mut(j).fill(0.0);
+                d.weight.matrix_mut().column_mut(j).fill(0.0);
                 // Layer 0 keeps its bias (constant tanh(b_j)); layer 2 loses it (sigmoid(0) = 0.5).
                 if layer == 2 {
-                    d.bias.as_mut().expect("bias").value[(0, j)] = 0.0;
+                    d.bias.as_mut().expect("bias").matrix_mut()[(0, j)] = 0.0;
                 }
             }
         }

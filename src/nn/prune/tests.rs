@@ -1,7 +1,7 @@
 //! Pruning under training: masks against every optimizer, gradual schedules,
 //! and gradual structured pruning ending in a smaller model.
 
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ArrayView2};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -65,11 +65,11 @@ fn magnitude(sparsity: f32, overrides: &[(usize, f32)]) -> MagnitudeConfig {
     }
 }
 
-fn weights(m: &Sequential, layer: usize) -> &Array2<f32> {
-    &m.layers()[layer].as_dense().expect("dense").weight.value
+fn weights(m: &Sequential, layer: usize) -> ArrayView2<'_, f32> {
+    m.layers()[layer].as_dense().expect("dense").weight.matrix()
 }
 
-fn zeros(a: &Array2<f32>) -> usize {
+fn zeros(a: &ArrayView2<f32>) -> usize {
     a.iter().filter(|&&v| v == 0.0).count()
 }
 
@@ -153,7 +153,7 @@ impl<H: StepHook> StepHook for Probe<H> {
         {
             let counts = model
                 .dense_layers()
-                .map(|(_, d)| zeros(&d.weight.value))
+                .map(|(_, d)| zeros(&d.weight.matrix()))
                 .collect();
             self.seen.push((step, counts));
         }
@@ -235,8 +235,8 @@ fn one_shot_prunes_once_at_the_first_step() {
     )
     .expect("trains");
     assert_eq!(hook.events(), &[(0, 0.5)]);
-    assert_eq!(zeros(weights(&m, 0)) + zeros(weights(&m, 2)), 96);
-    assert_eq!(zeros(weights(&m, 3)), 0);
+    assert_eq!(zeros(&weights(&m, 0)) + zeros(&weights(&m, 2)), 96);
+    assert_eq!(zeros(&weights(&m, 3)), 0);
 }
 
 #[test]
@@ -291,9 +291,9 @@ fn gradual_neurons_mask_whole_units_and_end_in_a_smaller_equivalent_model() {
     );
     for (layer, units) in &kept {
         let d = m.layers()[*layer].as_dense().expect("dense");
-        let b = &d.bias.as_ref().expect("bias").value;
+        let b = &d.bias.as_ref().expect("bias").matrix();
         for j in (0..d.units()).filter(|j| !units.contains(j)) {
-            assert!(d.weight.value.column(j).iter().all(|&w| w == 0.0));
+            assert!(d.weight.matrix().column(j).iter().all(|&w| w == 0.0));
             assert_eq!(b[(0, j)], 0.0);
         }
     }

@@ -51,7 +51,7 @@ impl FakeQuantWeights {
             .into_iter()
             .filter_map(|i| {
                 let d = model.layers().get(i)?.as_dense()?;
-                Some((i, d.weight.value.clone()))
+                Some((i, d.weight.matrix().to_owned()))
             })
             .collect();
         Self {
@@ -86,7 +86,7 @@ impl FakeQuantWeights {
             .map(|(_, w)| w)
     }
 
-    /// `weight.value ← fq(shadow)` for every tracked layer.
+    /// `weight.matrix() ← fq(shadow)` for every tracked layer.
     fn write_fake_quantized(&self, model: &mut Sequential) {
         for (i, shadow) in &self.shadows {
             if let Some(d) = model
@@ -96,7 +96,7 @@ impl FakeQuantWeights {
             {
                 fake_quantize_weights_into(
                     shadow.view(),
-                    &mut d.weight.value,
+                    d.weight.matrix_mut(),
                     self.scheme,
                     self.granularity,
                 );
@@ -117,10 +117,10 @@ impl FakeQuantWeights {
                 .get_mut(*i)
                 .and_then(|l| l.as_dense_mut())
             {
-                let current = d.weight.value.clone();
+                let current = d.weight.matrix().to_owned();
                 fake_quantize_weights_into(
                     current.view(),
-                    &mut d.weight.value,
+                    d.weight.matrix_mut(),
                     self.scheme,
                     self.granularity,
                 );
@@ -137,9 +137,9 @@ impl StepHook for FakeQuantWeights {
                 .layers_mut()
                 .get_mut(*i)
                 .and_then(|l| l.as_dense_mut())
-                && d.weight.value.dim() == shadow.dim()
+                && d.weight.matrix().dim() == shadow.dim()
             {
-                d.weight.value.assign(shadow);
+                d.weight.matrix_mut().assign(shadow);
             }
         }
     }
@@ -152,12 +152,12 @@ impl StepHook for FakeQuantWeights {
                 .layers_mut()
                 .get_mut(*i)
                 .and_then(|l| l.as_dense_mut())
-                && d.weight.value.dim() == shadow.dim()
+                && d.weight.matrix().dim() == shadow.dim()
             {
-                shadow.assign(&d.weight.value);
+                shadow.assign(&d.weight.matrix());
                 fake_quantize_weights_into(
                     shadow.view(),
-                    &mut d.weight.value,
+                    d.weight.matrix_mut(),
                     self.scheme,
                     self.granularity,
                 );

@@ -8,7 +8,7 @@ use crate::nn::regularization::Regularization;
 use crate::nn::schedule::Schedule;
 use crate::nn::spec::Architecture;
 use crate::nn::trainer::{FitConfig, fit_with_hook};
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ArrayView2};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -53,22 +53,22 @@ fn config(epochs: u32, batch_size: usize, optimizer: OptimizerConfig) -> FitConf
 
 /// One round of quantize → dequantize; QAT's projection must agree with it to
 /// the bit whenever that round already lands on its own grid.
-fn fq(w: &Array2<f32>, scheme: Scheme, granularity: Granularity) -> Array2<f32> {
+fn fq(w: ArrayView2<f32>, scheme: Scheme, granularity: Granularity) -> Array2<f32> {
     let once = quantize_weights(w.view(), scheme, granularity).dequantize();
     let mut settled = Array2::zeros(w.raw_dim());
-    fake_quantize_weights_into(w.view(), &mut settled, scheme, granularity);
+    fake_quantize_weights_into(w.view(), settled.view_mut(), scheme, granularity);
     if quantize_weights(once.view(), scheme, granularity).dequantize() == once {
         assert_eq!(settled, once);
     }
     settled
 }
 
-fn weight(model: &Sequential, layer: usize) -> &Array2<f32> {
-    &model.layers()[layer]
+fn weight(model: &Sequential, layer: usize) -> ArrayView2<'_, f32> {
+    model.layers()[layer]
         .as_dense()
         .expect("dense layer")
         .weight
-        .value
+        .matrix()
 }
 
 #[test]
@@ -81,7 +81,10 @@ fn training_keeps_fake_quantized_weights_and_lowers_the_loss() {
             assert_eq!(hook.layers(), vec![0, 2]);
             for layer in [0, 2] {
                 let shadow = hook.shadow(layer).expect("tracked");
-                assert_eq!(weight(&model, layer), &fq(shadow, scheme, granularity));
+                assert_eq!(
+                    weight(&model, layer),
+                    fq(shadow.view(), scheme, granularity)
+                );
             }
             let cfg = config(
                 15,
@@ -110,7 +113,7 @@ fn training_keeps_fake_quantized_weights_and_lowers_the_loss() {
             for layer in [0, 2] {
                 let shadow = hook.shadow(layer).expect("tracked");
                 let w = weight(&model, layer);
-                assert_eq!(w, &fq(shadow, scheme, granularity), "layer {layer}");
+                assert_eq!(w, fq(shadow.view(), scheme, granularity), "layer {layer}");
                 // The shadow holds the float weights, off the grid.
                 assert!(w.iter().zip(shadow).any(|(a, b)| a != b));
             }
@@ -119,7 +122,7 @@ fn training_keeps_fake_quantized_weights_and_lowers_the_loss() {
                 let w = weight(&model, layer);
                 assert_eq!(
                     w,
-                    &fq(w, scheme, granularity),
+                    fq(w, scheme, granularity),
                     "{scheme:?} {granularity:?} layer {layer} is on the int8 grid"
                 );
             }
@@ -139,7 +142,7 @@ fn the_optimizer_applies_the_fake_quantized_gradient_to_the_float_weights() {
     let mut model = Sequential::new(&a, 5);
     // One large weight makes the per-tensor step coarse (5/127), so fq moves the rest visibly.
     if let Some(d) = model.layers_mut()[0].as_dense_mut() {
-        d.weight.value[(0, 0)] = 5.0;
+        d.weight.matrix_mut()[(0, 0)] = 5.0;
     }
     let (scheme, granularity) = (Scheme::Symmetric, Granularity::PerTensor);
     let float = model.clone();
@@ -154,7 +157,12 @@ fn the_optimizer_applies_the_fake_quantized_gradient_to_the_float_weights() {
         let (z, _, g, yb) = ws.head_mut(x.nrows());
         Loss::Mse.value_and_grad(z, yb, g);
         m.backward(&mut ws, x.nrows(), true);
-        m.layers()[0].as_dense().expect("dense").weight.grad.clone()
+        m.layers()[0]
+            .as_dense()
+            .expect("dense")
+            .weight
+            .grad_matrix()
+            .to_owned()
     };
     let g_fq = gradient_at(&model);
     let g_float = gradient_at(&float);
@@ -185,7 +193,7 @@ fn the_optimizer_applies_the_fake_quantized_gradient_to_the_float_weights() {
     };
     assert!(max_diff(&g_fq) < 1e-5, "STE update: {}", max_diff(&g_fq));
     assert!(max_diff(&g_float) > 1e-4, "not the float gradient");
-    assert_eq!(weight(&model, 0), &fq(shadow1, scheme, granularity));
+    assert_eq!(weight(&model, 0), fq(shadow1.view(), scheme, granularity));
 }
 
 #[test]
@@ -194,7 +202,7 @@ fn pruned_weights_stay_zero() {
     let mut model = Sequential::new(&arch(NET), 9);
     let mask = Array2::from_shape_fn((3, 16), |(i, j)| ((i + j) % 3 != 0) as u8 as f32);
     if let Some(d) = model.layers_mut()[0].as_dense_mut() {
-        d.weight.mask = Some(mask.clone());
+        d.weight.set_mask(mask.clone());
         d.weight.apply_mask();
     }
     let (scheme, granularity) = (Scheme::Asymmetric, Granularity::PerChannel);
@@ -233,13 +241,13 @@ fn new_only_reads_and_ignores_non_dense_layers() {
     );
     assert_eq!(hook.layers(), vec![0, 2]);
     assert_eq!(model, before);
-    assert_eq!(hook.shadow(0), Some(weight(&before, 0)));
+    assert_eq!(hook.shadow(0).map(|s| s.view()), Some(weight(&before, 0)));
     assert_eq!(hook.shadow(1), None);
     hook.finish(&mut model);
     let w = weight(&model, 0);
     assert_eq!(
         w,
-        &fq(
+        fq(
             weight(&before, 0),
             Scheme::Symmetric,
             Granularity::PerChannel

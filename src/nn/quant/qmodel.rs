@@ -210,7 +210,7 @@ impl QuantizedModel {
                 let d = model.layers().get(layer).and_then(Layer::as_dense)?;
                 Some(LayerQuant {
                     layer,
-                    weight: quantize_weights(d.weight.value.view(), cfg.scheme, cfg.granularity),
+                    weight: quantize_weights(d.weight.matrix().view(), cfg.scheme, cfg.granularity),
                     input,
                 })
             })
@@ -337,7 +337,7 @@ impl QuantizedModel {
                 let input = h.as_ref().map_or(chunk, |h| h.view());
                 let y = d.forward(input);
                 if let Some(q) = self.int8_layer(layer)
-                    && (q.k, q.n) == d.weight.value.dim()
+                    && (q.k, q.n) == d.weight.matrix().dim()
                 {
                     let mut z = Array2::zeros((input.nrows(), q.n));
                     q.run_to_float(input, &mut scratch, z.view_mut());
@@ -597,7 +597,7 @@ impl Int8Layer {
         let bias = d
             .bias
             .as_ref()
-            .map(|b| b.value.iter().copied().collect::<Vec<f32>>());
+            .map(|b| b.matrix().iter().copied().collect::<Vec<f32>>());
         let fixed = match (mode, lq.input) {
             (QuantMode::Static, Some(input)) => {
                 let za = input.zero_point;
@@ -975,11 +975,11 @@ fn check_layer(model: &Sequential, cfg: &QuantConfig, lq: &LayerQuant) -> Result
         .get(layer)
         .and_then(Layer::as_dense)
         .ok_or(QuantError::NotDense(layer))?;
-    if lq.weight.q.dim() != d.weight.value.dim() {
+    if lq.weight.q.dim() != d.weight.matrix().dim() {
         return Err(QuantError::Shape {
             layer,
             got: lq.weight.q.dim(),
-            expected: d.weight.value.dim(),
+            expected: d.weight.matrix().dim(),
         });
     }
     let units = d.units();

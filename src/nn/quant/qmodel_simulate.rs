@@ -55,7 +55,7 @@ pub(super) fn simulate(model: &QuantizedModel, x: ArrayView2<f32>) -> Array2<f32
         let acc = integer_product(&codes, p.zero_point, lq);
         let bias: Vec<f32> = d.bias.as_ref().map_or_else(
             || vec![0.0; d.units()],
-            |b| b.value.iter().copied().collect(),
+            |b| b.matrix().iter().copied().collect(),
         );
         let next = dense
             .get(pos + 1)

@@ -24,8 +24,9 @@ fn uniform(rows: usize, cols: usize, lo: f32, hi: f32, seed: u64) -> Array2<f32>
 fn with_biases(mut model: Sequential, seed: u64) -> Sequential {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     for p in model.params_mut() {
-        if p.value.nrows() == 1 {
-            p.value.mapv_inplace(|_| rng.random_range(-0.3f32..0.3));
+        if p.matrix().nrows() == 1 {
+            p.matrix_mut()
+                .mapv_inplace(|_| rng.random_range(-0.3f32..0.3));
         }
     }
     model
@@ -236,7 +237,7 @@ fn rebuilding_from_stored_parts_predicts_identically() {
         let mut stored = model.clone();
         for lq in q.layers() {
             if let Some(d) = stored.layers_mut()[lq.layer].as_dense_mut() {
-                d.weight.value.fill(0.0);
+                d.weight.matrix_mut().fill(0.0);
             }
         }
         let back =
@@ -263,12 +264,20 @@ fn float_layers_keep_their_weights_and_int8_layers_sit_on_the_grid() {
         let dq = deq.layers()[i].as_dense().expect("dense");
         assert_eq!(dq.bias, d.bias, "biases stay float");
         if [2, 5].contains(&i) {
-            assert_eq!(dq.weight.value, d.weight.value, "layer {i} stays float");
+            assert_eq!(
+                dq.weight.matrix(),
+                d.weight.matrix(),
+                "layer {i} stays float"
+            );
         } else {
-            assert_ne!(dq.weight.value, d.weight.value, "layer {i} is quantized");
+            assert_ne!(
+                dq.weight.matrix(),
+                d.weight.matrix(),
+                "layer {i} is quantized"
+            );
             let lq = q.layers().iter().find(|l| l.layer == i).expect("int8");
-            for ((r, j), &a) in dq.weight.value.indexed_iter() {
-                let b = d.weight.value[(r, j)];
+            for ((r, j), &a) in dq.weight.matrix().indexed_iter() {
+                let b = d.weight.matrix()[(r, j)];
                 let step = lq.weight.params_for(j).scale;
                 assert!(
                     (a - b).abs() <= 0.5 * step * 1.0001,
@@ -288,7 +297,7 @@ fn per_layer_error_ranks_the_layer_with_an_outlier_first() {
     let mut model = with_biases(Sequential::new(&a, 21), 22);
     // One weight 200× the others: per tensor, the step grows so much that the rest round to 0.
     if let Some(d) = model.layers_mut()[1].as_dense_mut() {
-        d.weight.value[(3, 5)] = 60.0;
+        d.weight.matrix_mut()[(3, 5)] = 60.0;
     }
     let x = uniform(64, 16, -1.0, 1.0, 23);
     for mode in [QuantMode::Static, QuantMode::Dynamic] {
@@ -330,14 +339,7 @@ fn the_fused_relu_clamps_at_the_next_layers_zero_point() {
     let cfg = config(QuantMode::Static, Scheme::Symmetric, Granularity::PerTensor);
     let weights =
         |w: ArrayView2<f32>| quantize_weights(w, Scheme::Symmetric, Granularity::PerTensor);
-    let d = |i: usize| {
-        model.layers()[i]
-            .as_dense()
-            .expect("dense")
-            .weight
-            .value
-            .view()
-    };
+    let d = |i: usize| model.layers()[i].as_dense().expect("dense").weight.matrix();
     let layers = vec![
         LayerQuant {
             layer: 0,

@@ -9,7 +9,7 @@
 //! so ties carry no bias over many values; out-of-range values are clamped.
 //! The requantization [`Multiplier`] rounds ties away from zero, as gemmlowp.
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 
 /// Whether the float range is centred on zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -251,7 +251,7 @@ const MAX_PROJECTION_ROUNDS: usize = 8;
 /// (else it is left untouched).
 pub fn fake_quantize_weights_into(
     src: ArrayView2<f32>,
-    dst: &mut Array2<f32>,
+    mut dst: ArrayViewMut2<f32>,
     scheme: Scheme,
     granularity: Granularity,
 ) {

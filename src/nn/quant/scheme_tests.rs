@@ -356,7 +356,7 @@ fn fake_quantization_is_a_projection() {
                 let qw = quantize_weights(w.view(), scheme, g);
                 let one_round = qw.dequantize();
                 let mut fq = Array2::zeros(w.raw_dim());
-                fake_quantize_weights_into(w.view(), &mut fq, scheme, g);
+                fake_quantize_weights_into(w.view(), fq.view_mut(), scheme, g);
                 let again = quantize_weights(fq.view(), scheme, g);
                 assert_eq!(again.dequantize(), fq, "{scheme:?} {g:?}\n{w}");
                 if one_round != fq {

@@ -4,7 +4,7 @@
 //! Zeros are pruned positions: they are not clustered and stay exactly zero,
 //! so weight sharing composes with pruning.
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayViewMut2};
 
 use super::kmeans::{CodebookInit, kmeans_1d};
 use crate::nn::layer::Layer;
@@ -33,12 +33,12 @@ impl SharedLayer {
     /// position, exact `0.0` elsewhere. `None` if a position or code is out of range.
     pub fn weights(&self) -> Option<Array2<f32>> {
         let mut w = Array2::zeros((self.rows, self.cols));
-        self.write_into(&mut w).then_some(w)
+        self.write_into(w.view_mut()).then_some(w)
     }
 
     /// Writes [`Self::weights`] into `w` in place; false (and `w` untouched) if
     /// `w` has another shape or a position or code is out of range.
-    pub fn write_into(&self, w: &mut Array2<f32>) -> bool {
+    pub fn write_into(&self, mut w: ArrayViewMut2<f32>) -> bool {
         let total = self.rows * self.cols;
         let fits = w.dim() == (self.rows, self.cols)
             && self.positions.len() == self.codes.len()
@@ -75,7 +75,7 @@ pub fn share_weights(model: &Sequential, bits: u8, init: CodebookInit) -> Shared
     let layers = model
         .dense_layers()
         .map(|(layer, d)| {
-            let w = &d.weight.value;
+            let w = &d.weight.matrix();
             // Positions are u32 (a layer over 4G weights is far past any architecture limit).
             let (positions, values): (Vec<u32>, Vec<f32>) = (0u32..)
                 .zip(w.iter().copied())
@@ -102,7 +102,7 @@ impl SharedWeights {
     pub fn apply(&self, model: &mut Sequential) {
         for s in &self.layers {
             if let Some(Layer::Dense(d)) = model.layers_mut().get_mut(s.layer) {
-                s.write_into(&mut d.weight.value);
+                s.write_into(d.weight.matrix_mut());
             }
         }
     }
@@ -116,12 +116,12 @@ impl SharedWeights {
             let Some(d) = model.layers().get(s.layer).and_then(Layer::as_dense) else {
                 return f64::NAN;
             };
-            let Some(shared) = s.weights().filter(|w| w.dim() == d.weight.value.dim()) else {
+            let Some(shared) = s.weights().filter(|w| w.dim() == d.weight.matrix().dim()) else {
                 return f64::NAN;
             };
             sum += shared
                 .iter()
-                .zip(&d.weight.value)
+                .zip(&d.weight.matrix())
                 .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
                 .sum::<f64>();
             count += shared.len();
@@ -138,7 +138,7 @@ impl SharedWeights {
                 .layers()
                 .get(s.layer)
                 .and_then(Layer::as_dense)
-                .and_then(|d| d.weight.value.as_slice())
+                .and_then(|d| d.weight.value().as_slice())
             else {
                 continue;
             };
@@ -178,7 +178,7 @@ mod tests {
         );
         let mut m = model(&json, 0);
         if let Some(Layer::Dense(d)) = m.layers_mut().get_mut(0) {
-            d.weight.value = w;
+            d.weight.set_value(w);
         }
         m
     }
@@ -192,7 +192,11 @@ mod tests {
         );
         // Prune every third weight of the first layer.
         if let Some(Layer::Dense(d)) = m.layers_mut().get_mut(0) {
-            d.weight.value.iter_mut().step_by(3).for_each(|v| *v = 0.0);
+            d.weight
+                .matrix_mut()
+                .iter_mut()
+                .step_by(3)
+                .for_each(|v| *v = 0.0);
         }
         let before = m.clone();
         let shared = share_weights(&m, 2, CodebookInit::Linear);
@@ -204,7 +208,7 @@ mod tests {
         shared.apply(&mut m);
         assert_eq!(shared.reconstruction_error(&m), 0.0);
         for ((_, a), (_, b)) in before.dense_layers().zip(m.dense_layers()) {
-            for (&x, &y) in a.weight.value.iter().zip(&b.weight.value) {
+            for (&x, &y) in a.weight.matrix().iter().zip(&b.weight.matrix()) {
                 assert_eq!(
                     x == 0.0,
                     y == 0.0,
@@ -218,8 +222,8 @@ mod tests {
             .as_dense()
             .expect("dense")
             .weight
-            .value
-            .clone();
+            .matrix()
+            .to_owned();
         let flat = w.as_slice().expect("contiguous");
         for (&p, &c) in s.positions.iter().zip(&s.codes) {
             assert_eq!(flat[p as usize], s.codebook[c as usize]);

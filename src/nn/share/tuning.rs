@@ -35,7 +35,7 @@ impl CentroidTuner {
             .iter()
             .map(|l| {
                 let c = Array2::from_shape_fn((1, l.codebook.len()), |(_, j)| l.codebook[j]);
-                let state = AdamState::new(&c);
+                let state = AdamState::new(c.view());
                 (c, state)
             })
             .collect();
@@ -76,7 +76,7 @@ impl StepHook for CentroidTuner {
                 .layers()
                 .get(s.layer)
                 .and_then(Layer::as_dense)
-                .and_then(|d| d.weight.grad.as_slice())
+                .and_then(|d| d.weight.grad().as_slice())
             else {
                 continue;
             };
@@ -86,7 +86,7 @@ impl StepHook for CentroidTuner {
                     *gc += gw;
                 }
             }
-            adam::step(&self.hp, self.hp.lr, self.t, c, g, state);
+            adam::step(&self.hp, self.hp.lr, self.t, c.view_mut(), g.view(), state);
             for (dst, &src) in s.codebook.iter_mut().zip(c.iter()) {
                 *dst = src;
             }
@@ -149,7 +149,7 @@ mod tests {
             let d = model.layers()[s.layer].as_dense().expect("dense");
             assert_eq!(
                 s.weights().expect("consistent"),
-                d.weight.value,
+                d.weight.matrix(),
                 "layer {}",
                 s.layer
             );
@@ -182,17 +182,17 @@ mod tests {
         .expect("trains");
         // Prune a third of the first layer through its mask, as pruning does.
         if let Some(Layer::Dense(d)) = model.layers_mut().get_mut(0) {
-            let mask = Array2::from_shape_fn(d.weight.value.raw_dim(), |(i, j)| {
+            let mask = Array2::from_shape_fn(d.weight.matrix().raw_dim(), |(i, j)| {
                 if (i + j) % 3 == 0 { 0.0 } else { 1.0 }
             });
-            d.weight.mask = Some(mask);
+            d.weight.set_mask(mask);
             d.weight.apply_mask();
         }
         let pruned_zeros = model.layers()[0]
             .as_dense()
             .expect("dense")
             .weight
-            .value
+            .matrix()
             .iter()
             .filter(|v| **v == 0.0)
             .count();
@@ -244,7 +244,7 @@ mod tests {
             .as_dense()
             .expect("dense")
             .weight
-            .value
+            .matrix()
             .iter()
             .filter(|v| **v == 0.0)
             .count();
@@ -258,8 +258,10 @@ mod tests {
                 .expect("parses");
         let mut model = Sequential::new(&arch, 0);
         if let Some(Layer::Dense(d)) = model.layers_mut().get_mut(0) {
-            d.weight.value = ndarray::array![[1.0, 2.0], [1.0, 0.0]];
-            d.weight.grad = ndarray::array![[0.5, -3.0], [0.25, 9.0]];
+            d.weight.set_value(ndarray::array![[1.0, 2.0], [1.0, 0.0]]);
+            d.weight
+                .grad_matrix_mut()
+                .assign(&ndarray::array![[0.5, -3.0], [0.25, 9.0]]);
         }
         let shared = share_weights(&model, 1, CodebookInit::Linear);
         assert_eq!(shared.layers[0].codebook, vec![1.0, 2.0]);
@@ -274,7 +276,7 @@ mod tests {
             "{c:?}"
         );
         tuner.after_update(0, &mut model);
-        let w = &model.layers()[0].as_dense().expect("dense").weight.value;
+        let w = &model.layers()[0].as_dense().expect("dense").weight.matrix();
         assert_eq!(w, ndarray::array![[c[0], c[1]], [c[0], 0.0]]);
     }
 }

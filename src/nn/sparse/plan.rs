@@ -177,7 +177,7 @@ fn build(model: &Sequential, choice: Choice, sample: Option<ArrayView2<f32>>) ->
             Choice::Measure => density <= MEASURE_MAX_DENSITY,
         };
         let csr = wants_csr
-            .then(|| Csr::from_dense(d.weight.value.view()).ok())
+            .then(|| Csr::from_dense(d.weight.matrix().view()).ok())
             .flatten();
         let kernel = if csr.is_some() && choice == Choice::Sparse {
             Kernel::Csr
@@ -193,7 +193,7 @@ fn build(model: &Sequential, choice: Choice, sample: Option<ArrayView2<f32>>) ->
             bias: csr
                 .as_ref()
                 .and(d.bias.as_ref())
-                .map(|b| b.value.iter().copied().collect()),
+                .map(|b| b.matrix().iter().copied().collect()),
             csr,
             batch1: kernel,
             batched: kernel,
@@ -217,11 +217,7 @@ fn build(model: &Sequential, choice: Choice, sample: Option<ArrayView2<f32>>) ->
 
 /// A layer's weights without the gradient and mask inference never reads.
 fn lean(d: &Dense) -> Dense {
-    let lean = |p: &Param| Param {
-        value: p.value.clone(),
-        grad: Array2::zeros((0, 0)),
-        mask: None,
-    };
+    let lean = Param::for_inference;
     Dense {
         weight: lean(&d.weight),
         bias: d.bias.as_ref().map(lean),

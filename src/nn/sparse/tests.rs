@@ -170,15 +170,15 @@ fn pruned_model() -> Sequential {
     let mut model = Sequential::new(&a, 3);
     for (i, keep) in [(0, 0.1), (2, 0.4)] {
         let d = model.layers_mut()[i].as_dense_mut().expect("dense");
-        let mut mags: Vec<f32> = d.weight.value.iter().map(|v| v.abs()).collect();
+        let mut mags: Vec<f32> = d.weight.matrix().iter().map(|v| v.abs()).collect();
         mags.sort_by(|a, b| b.total_cmp(a));
         let kept = (mags.len() as f64 * keep).round() as usize;
         let threshold = mags[kept - 1];
         d.weight
-            .value
+            .matrix_mut()
             .mapv_inplace(|v| if v.abs() >= threshold { v } else { 0.0 });
         if let Some(b) = &mut d.bias {
-            b.value
+            b.matrix_mut()
                 .iter_mut()
                 .enumerate()
                 .for_each(|(j, v)| *v = j as f32 * 0.05 - 0.3);

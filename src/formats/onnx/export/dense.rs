@@ -8,7 +8,7 @@ use crate::nn::spec::Activation;
 
 /// Adds float layer `i` on value `x`; returns the layer's output value.
 pub(super) fn layer(g: &mut GraphBuilder, i: usize, d: &Dense, x: &str) -> String {
-    let w = &d.weight.value;
+    let w = &d.weight.matrix();
     let weight = g.floats(
         &format!("layers.{i}.weight"),
         &[w.nrows(), w.ncols()],
@@ -27,8 +27,8 @@ pub(super) fn bias(g: &mut GraphBuilder, i: usize, d: &Dense) -> Option<String> 
     d.bias.as_ref().map(|b| {
         g.floats(
             &format!("layers.{i}.bias"),
-            &[b.value.len()],
-            b.value.iter().copied(),
+            &[b.matrix().len()],
+            b.matrix().iter().copied(),
         )
     })
 }

@@ -29,8 +29,9 @@ fn trained_like(a: &Architecture, seed: u64) -> Sequential {
     let mut model = Sequential::new(a, seed);
     let mut rng = ChaCha8Rng::seed_from_u64(seed + 1);
     for p in model.params_mut() {
-        if p.value.nrows() == 1 {
-            p.value.mapv_inplace(|_| rng.random_range(-0.3f32..0.3));
+        if p.matrix().nrows() == 1 {
+            p.matrix_mut()
+                .mapv_inplace(|_| rng.random_range(-0.3f32..0.3));
         }
     }
     model
@@ -254,7 +255,7 @@ fn a_pruned_model_read_back_from_csr_exports_its_zeros_as_dense_weights() {
     let mut rng = ChaCha8Rng::seed_from_u64(12);
     for layer in model.layers_mut() {
         if let Some(d) = layer.as_dense_mut() {
-            d.weight.value.mapv_inplace(|w| {
+            d.weight.matrix_mut().mapv_inplace(|w| {
                 if rng.random_range(0.0f32..1.0) < 0.85 {
                     0.0
                 } else {
@@ -264,7 +265,7 @@ fn a_pruned_model_read_back_from_csr_exports_its_zeros_as_dense_weights() {
         }
     }
     let bytes = model_file::encode(&file_of(model)).expect("encodes");
-    let file = model_file::decode(&bytes).expect("decodes");
+    let file = crate::formats::model::read(&bytes).expect("decodes");
     let x = uniform(32, 12, -2.0, 2.0, 13);
     let expected = file.model.predict(x.view());
     let onnx = exported(&file);
@@ -287,7 +288,7 @@ fn a_compressed_model_exports_as_the_fp32_network_it_decodes_to() {
     let shared = share_weights(&model, 4, CodebookInit::Linear);
     shared.apply(&mut model);
     let bytes = compressed::encode(&file_of(model), &shared, Coder::Zstd).expect("encodes");
-    let file = model_file::decode(&bytes).expect("decodes");
+    let file = crate::formats::model::read(&bytes).expect("decodes");
     let x = uniform(32, 12, -2.0, 2.0, 22);
     let expected = file.model.predict(x.view());
     let onnx = exported(&file);
@@ -327,7 +328,7 @@ fn int8_file(model: &Sequential, cfg: &QuantConfig, float_layers: &[usize]) -> M
         model: q.dequantized(),
         meta,
     };
-    model_file::decode(&model_file::encode(&file).expect("encodes")).expect("decodes")
+    crate::formats::model::read(&model_file::encode(&file).expect("encodes")).expect("decodes")
 }
 
 const MODES: [QuantMode; 2] = [QuantMode::Static, QuantMode::Dynamic];
