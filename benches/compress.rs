@@ -37,7 +37,7 @@ fn pruned_lenet() -> ModelFile {
 
 fn shared_lenet() -> (ModelFile, SharedWeights) {
     let mut file = pruned_lenet();
-    let shared = share_weights(&file.model, 5, CodebookInit::Linear);
+    let shared = share_weights(&file.model, 5, CodebookInit::Linear).expect("dense");
     shared.apply(&mut file.model);
     (file, shared)
 }
@@ -49,7 +49,7 @@ fn share(c: &mut Criterion) {
     let file = pruned_lenet();
     for init in [CodebookInit::Linear, CodebookInit::Density] {
         g.bench_function(format!("{init:?}"), |b| {
-            b.iter(|| share_weights(black_box(&file.model), 5, init))
+            b.iter(|| share_weights(black_box(&file.model), 5, init).expect("dense"))
         });
     }
     g.finish();

@@ -889,7 +889,7 @@ mod tests {
         file.meta.parent_id = Some("0196a2c4-0000-7000-8000-000000000001".into());
         file.meta.extra.insert("note".into(), "kept".into());
         sparsify(&mut file, density, skip, 9);
-        let shared = share_weights(&file.model, bits, CodebookInit::Linear);
+        let shared = share_weights(&file.model, bits, CodebookInit::Linear).expect("dense");
         shared.apply(&mut file.model);
         (file, shared)
     }
@@ -987,7 +987,7 @@ mod tests {
             d.weight.matrix_mut()[(0, 5)] = 0.25;
             d.weight.matrix_mut()[(15, 10)] = -0.5;
         }
-        let shared = share_weights(&file.model, 3, CodebookInit::Density);
+        let shared = share_weights(&file.model, 3, CodebookInit::Density).expect("dense");
         let bytes = encode(&file, &shared, Coder::None).expect("encodes");
         let (back, info) = decode(&bytes).expect("decodes");
         assert_eq!(info.layers[0].layout, "relative");

@@ -58,7 +58,7 @@ impl OptimizationStage for CompressStage {
             CentroidInit::Density => CodebookInit::Density,
         };
         let mut model = cx.inputs.model.model.clone();
-        let mut shared = share_weights(&model, p.bits, init);
+        let mut shared = share_weights(&model, p.bits, init)?;
         let sharing_mse = shared.reconstruction_error(&model);
         shared.apply(&mut model);
         let shared_metric = score(&model, cx.data).main_metric();
@@ -123,7 +123,7 @@ mod tests {
             scope: Scope::Global,
             overrides: Default::default(),
         };
-        let masks = magnitude_masks(&model.model, &cfg);
+        let masks = magnitude_masks(&model.model, &cfg).expect("dense");
         set_masks(&mut model.model, &masks);
         let model_bytes = model_file::encode(&model).expect("encodes").len();
         accepted(

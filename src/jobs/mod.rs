@@ -208,6 +208,14 @@ pub enum JobError {
     Failed(String),
 }
 
+/// A model with a layer kind the job's algorithm does not know: the input is
+/// wrong for this job, so it fails at once and is never retried.
+impl From<crate::nn::layer::UnsupportedLayer> for JobError {
+    fn from(e: crate::nn::layer::UnsupportedLayer) -> Self {
+        JobError::Invalid(Invalid::one("model", e.to_string()))
+    }
+}
+
 /// Checks `params` for `kind` against the model's architecture and the datasets,
 /// before the job is queued. Field paths in errors start with `params.`,
 /// `model`, `dataset` or `eval_dataset`. Returns the parameters normalised

@@ -81,12 +81,12 @@ fn prune(
             };
             match (&p.fine_tune, gradual) {
                 (Some(ft), true) => {
-                    let mut hook = GradualMagnitude::new(cfg, sched);
+                    let mut hook = GradualMagnitude::new(&model, cfg, sched)?;
                     fine_tune(&mut model, data, ft, &mut hook, ctx, range)?;
                     events = hook.events().to_vec();
                 }
                 (ft, _) => {
-                    let masks = magnitude_masks(&model, &cfg);
+                    let masks = magnitude_masks(&model, &cfg)?;
                     set_masks(&mut model, &masks);
                     events.push((0, sparsity));
                     if let Some(ft) = ft {
@@ -108,7 +108,7 @@ fn prune(
             };
             match (&p.fine_tune, gradual) {
                 (Some(ft), true) => {
-                    let mut hook = GradualNeurons::new(cfg, sched);
+                    let mut hook = GradualNeurons::new(&model, cfg, sched)?;
                     fine_tune(&mut model, data, ft, &mut hook, ctx, range)?;
                     events = hook.events().to_vec();
                     let keep = hook.kept_units(&model);

@@ -6,7 +6,7 @@
 use ndarray::{Array2, Axis};
 
 use super::dense::Dense;
-use super::layer::Layer;
+use super::layer::{Layer, UnsupportedLayer};
 use super::model::Sequential;
 use super::param::Param;
 
@@ -14,6 +14,8 @@ use super::param::Param;
 pub enum SurgeryError {
     #[error("layer {0} is not a dense layer")]
     NotDense(usize),
+    #[error(transparent)]
+    Unsupported(#[from] UnsupportedLayer),
     #[error("layer {0} is the output layer: its units are the model's outputs")]
     OutputLayer(usize),
     #[error("layer {layer} would keep no units")]
@@ -32,11 +34,14 @@ pub enum SurgeryError {
     },
 }
 
-/// A network from a list of layers, checking that the dense layers chain.
+/// A network from a list of layers, checking that the dense layers chain. A
+/// layer with parameters that is not dense is refused: its widths are not
+/// checked here, so cutting around it could break the chain unseen.
 pub fn rebuild(input_dim: usize, layers: Vec<Layer>) -> Result<Sequential, SurgeryError> {
     let mut width = input_dim;
     for (i, l) in layers.iter().enumerate() {
-        if let Layer::Dense(d) = l {
+        if l.has_params() {
+            let d = l.dense(i, "layer surgery")?;
             if d.inputs() != width {
                 return Err(SurgeryError::Chain {
                     layer: i,

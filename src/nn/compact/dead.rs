@@ -36,7 +36,7 @@ pub fn remove_dead_units(
     }
     let mut current = model.clone();
     let mut actions = Vec::new();
-    for layer in hidden_layers(model) {
+    for layer in hidden_layers(model)? {
         let stats = unit_stats(&current, layer, x);
         let mut dead: Vec<usize> = (0..stats.len())
             .filter(|&j| stats[j].range() <= tolerance)

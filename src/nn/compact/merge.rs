@@ -43,7 +43,7 @@ pub fn merge_duplicate_units(
     check_tolerance(tolerance)?;
     let mut current = model.clone();
     let mut actions = Vec::new();
-    for layer in hidden_layers(model) {
+    for layer in hidden_layers(model)? {
         let dense = dense_at(&current, layer)?;
         let units = dense.units();
         let (merges, worst) = find_merges(dense, tolerance);

@@ -30,6 +30,7 @@ pub use rank_search::smallest_passing_rank;
 
 use super::activation::Activation;
 use super::dense::Dense;
+use super::layer::UnsupportedLayer;
 use super::model::Sequential;
 use super::surgery::SurgeryError;
 
@@ -75,6 +76,8 @@ pub enum CompactError {
     Input(String),
     #[error(transparent)]
     Surgery(#[from] SurgeryError),
+    #[error(transparent)]
+    Unsupported(#[from] UnsupportedLayer),
 }
 
 /// Dense layer `layer` of `model`, or why there is none.
@@ -91,14 +94,15 @@ fn dense_at(model: &Sequential, layer: usize) -> Result<&Dense, CompactError> {
 /// Dense layers whose units can be removed or merged one by one: not the
 /// output layer (its units are the outputs) and not softmax layers (each unit's
 /// output depends on all the others).
-fn hidden_layers(model: &Sequential) -> Vec<usize> {
-    let dense: Vec<(usize, &Dense)> = model.dense_layers().collect();
-    dense
+/// A layer with parameters that is not dense is refused, not passed over.
+fn hidden_layers(model: &Sequential) -> Result<Vec<usize>, CompactError> {
+    let dense = model.dense_only("compaction")?;
+    Ok(dense
         .iter()
         .take(dense.len().saturating_sub(1))
         .filter(|(_, d)| d.activation != Activation::Softmax)
         .map(|&(i, _)| i)
-        .collect()
+        .collect())
 }
 
 fn check_tolerance(tolerance: f32) -> Result<(), CompactError> {

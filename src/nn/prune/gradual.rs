@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 
 use ndarray::{Array2, Axis};
 
-use super::magnitude::{MagnitudeConfig, Scope, magnitude_masks, set_masks};
+use super::magnitude::{MagnitudeConfig, Scope, magnitude_masks, prunable_layers, set_masks};
 use super::neurons::{NeuronConfig, UnitCriterion, choose_keep, hidden_layers, norm_scores};
 use super::schedule::{PruneSchedule, is_pruning_step, polynomial_sparsity};
-use crate::nn::layer::Layer;
+use crate::nn::layer::{Layer, UnsupportedLayer};
 use crate::nn::model::Sequential;
 use crate::nn::trainer::StepHook;
 
@@ -86,9 +86,16 @@ pub struct GradualMagnitude {
 
 impl GradualMagnitude {
     /// `cfg.sparsity` is the final sparsity; `OneShot` prunes to it at step 0.
-    pub fn new(cfg: MagnitudeConfig, schedule: PruneSchedule) -> Self {
+    /// Refuses a `model` with a layer kind magnitude pruning does not know, so
+    /// the hook, which cannot fail mid-training, never meets one.
+    pub fn new(
+        model: &Sequential,
+        cfg: MagnitudeConfig,
+        schedule: PruneSchedule,
+    ) -> Result<Self, UnsupportedLayer> {
+        prunable_layers(model, &cfg.overrides)?;
         let pace = Pace::new(schedule, cfg.sparsity);
-        Self { cfg, pace }
+        Ok(Self { cfg, pace })
     }
 
     /// The global sparsity of the last pruning event (0 before the first).
@@ -112,7 +119,10 @@ impl StepHook for GradualMagnitude {
             scope: self.cfg.scope,
             overrides: scaled(&self.cfg.overrides, progress),
         };
-        set_masks(model, &magnitude_masks(model, &cfg));
+        // `new` checked the model's layer kinds, and training does not change them.
+        if let Ok(masks) = magnitude_masks(model, &cfg) {
+            set_masks(model, &masks);
+        }
         self.pace.record(step, sparsity);
     }
 }
@@ -137,9 +147,15 @@ pub struct GradualNeurons {
 
 impl GradualNeurons {
     /// `cfg.sparsity` is the final fraction of units; `OneShot` masks at step 0.
-    pub fn new(cfg: NeuronConfig, schedule: PruneSchedule) -> Self {
+    /// Refuses a `model` with a layer kind neuron pruning does not know.
+    pub fn new(
+        model: &Sequential,
+        cfg: NeuronConfig,
+        schedule: PruneSchedule,
+    ) -> Result<Self, UnsupportedLayer> {
+        hidden_layers(model)?;
         let pace = Pace::new(schedule, cfg.sparsity);
-        Self { cfg, pace }
+        Ok(Self { cfg, pace })
     }
 
     /// The global fraction of units masked at the last pruning event.
@@ -155,7 +171,9 @@ impl GradualNeurons {
     /// The units each hidden layer's weight mask keeps (every unit of an
     /// unmasked layer), ready for [`super::remove_units`].
     pub fn kept_units(&self, model: &Sequential) -> Vec<(usize, Vec<usize>)> {
+        // Empty only for a layer kind `new` refused, so never in practice.
         hidden_layers(model)
+            .unwrap_or_default()
             .into_iter()
             .filter_map(|l| {
                 let d = model.layers().get(l).and_then(Layer::as_dense)?;
@@ -183,6 +201,7 @@ impl StepHook for GradualNeurons {
             UnitCriterion::L2 | UnitCriterion::Activation => UnitCriterion::L2,
         };
         let scored: Vec<_> = hidden_layers(model)
+            .unwrap_or_default()
             .into_iter()
             .filter_map(|l| {
                 let d = model.layers().get(l).and_then(Layer::as_dense)?;

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use ndarray::Array2;
 
 use crate::nn::dense::Dense;
+use crate::nn::layer::UnsupportedLayer;
 use crate::nn::model::Sequential;
 
 /// Where the sparsity budget applies.
@@ -45,13 +46,25 @@ pub struct LayerSparsity {
 /// Every dense layer but the output layer, plus the output layer when it has an
 /// override: the output layer is small and every class depends on its fan-in,
 /// so it stays dense unless asked.
-pub fn prunable_layers(model: &Sequential, overrides: &BTreeMap<usize, f32>) -> Vec<usize> {
-    let last = model.dense_layers().map(|(i, _)| i).last();
-    model
-        .dense_layers()
+/// A layer with parameters that is not dense is refused: masks are planned per
+/// dense kernel, and passing over a layer would leave it silently unpruned.
+/// The operation named when a layer kind is refused.
+const OPERATION: &str = "magnitude pruning";
+
+pub fn prunable_layers(
+    model: &Sequential,
+    overrides: &BTreeMap<usize, f32>,
+) -> Result<Vec<usize>, UnsupportedLayer> {
+    let dense: Vec<usize> = model
+        .dense_only(OPERATION)?
+        .into_iter()
         .map(|(i, _)| i)
+        .collect();
+    let last = dense.last().copied();
+    Ok(dense
+        .into_iter()
         .filter(|&i| Some(i) != last || overrides.contains_key(&i))
-        .collect()
+        .collect())
 }
 
 /// Masks (1.0 keep, 0.0 prune) for every layer of [`prunable_layers`].
@@ -62,8 +75,11 @@ pub fn prunable_layers(model: &Sequential, overrides: &BTreeMap<usize, f32>) -> 
 /// masked model to a higher sparsity only adds zeros; equal magnitudes are
 /// broken by position (layer order, then row-major index). Sparsities are
 /// clamped to `[0, 1]`.
-pub fn magnitude_masks(model: &Sequential, cfg: &MagnitudeConfig) -> Vec<(usize, Array2<f32>)> {
-    let layers: Vec<(usize, &Dense)> = prunable_layers(model, &cfg.overrides)
+pub fn magnitude_masks(
+    model: &Sequential,
+    cfg: &MagnitudeConfig,
+) -> Result<Vec<(usize, Array2<f32>)>, UnsupportedLayer> {
+    let layers: Vec<(usize, &Dense)> = prunable_layers(model, &cfg.overrides)?
         .into_iter()
         .filter_map(|i| model.layers()[i].as_dense().map(|d| (i, d)))
         .collect();
@@ -94,7 +110,7 @@ pub fn magnitude_masks(model: &Sequential, cfg: &MagnitudeConfig) -> Vec<(usize,
             mark(layers[k].1, &mut masks[k].1, cut.threshold, &mut ties);
         }
     }
-    masks
+    Ok(masks)
 }
 
 /// Sets each `(layer, mask)` as that layer's weight mask and zeroes the pruned
@@ -260,17 +276,17 @@ mod tests {
     #[test]
     fn the_output_layer_is_prunable_only_with_an_override() {
         let m = model();
-        assert_eq!(prunable_layers(&m, &BTreeMap::new()), vec![0, 2]);
+        assert_eq!(prunable_layers(&m, &BTreeMap::new()), Ok(vec![0, 2]));
         assert_eq!(
             prunable_layers(&m, &[(3, 0.5)].into_iter().collect()),
-            vec![0, 2, 3]
+            Ok(vec![0, 2, 3])
         );
     }
 
     #[test]
     fn global_masks_prune_exactly_round_s_n_below_one_threshold() {
         let m = model();
-        let masks = magnitude_masks(&m, &cfg(0.5, Scope::Global, &[]));
+        let masks = magnitude_masks(&m, &cfg(0.5, Scope::Global, &[])).expect("dense");
         assert_eq!(
             masks.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
             vec![0, 2]
@@ -305,7 +321,7 @@ mod tests {
     #[test]
     fn per_layer_masks_prune_each_layer_to_its_own_count() {
         let m = model();
-        let masks = magnitude_masks(&m, &cfg(0.3, Scope::PerLayer, &[]));
+        let masks = magnitude_masks(&m, &cfg(0.3, Scope::PerLayer, &[])).expect("dense");
         assert_eq!(zeros(&masks[0].1), 14); // round(14.4)
         assert_eq!(zeros(&masks[1].1), 12);
         for one in &masks {
@@ -317,7 +333,8 @@ mod tests {
     #[test]
     fn overridden_layers_get_their_own_fraction_and_leave_the_global_ranking() {
         let m = model();
-        let masks = magnitude_masks(&m, &cfg(0.5, Scope::Global, &[(0, 0.25), (3, 0.5)]));
+        let masks =
+            magnitude_masks(&m, &cfg(0.5, Scope::Global, &[(0, 0.25), (3, 0.5)])).expect("dense");
         let by_layer: Vec<(usize, usize)> = masks.iter().map(|(i, mk)| (*i, zeros(mk))).collect();
         // Layer 0: round(0.25·48) = 12; layer 2 alone in the global pool: 20; output: round(7.5) = 8.
         assert_eq!(by_layer, vec![(0, 12), (2, 20), (3, 8)]);
@@ -329,7 +346,7 @@ mod tests {
         for p in m.params_mut() {
             p.matrix_mut().fill(-0.5);
         }
-        let masks = magnitude_masks(&m, &cfg(0.5, Scope::Global, &[]));
+        let masks = magnitude_masks(&m, &cfg(0.5, Scope::Global, &[])).expect("dense");
         // The first 44 weights in (layer, row-major) order: all of layer 0's first 44.
         let flat: Vec<f32> = masks[0].1.iter().copied().collect();
         assert!(flat[..44].iter().all(|&v| v == 0.0));
@@ -340,13 +357,13 @@ mod tests {
     #[test]
     fn re_pruning_a_masked_model_only_adds_zeros() {
         let mut m = model();
-        let first = magnitude_masks(&m, &cfg(0.3, Scope::Global, &[]));
+        let first = magnitude_masks(&m, &cfg(0.3, Scope::Global, &[])).expect("dense");
         set_masks(&mut m, &first);
         // Perturb survivors so the ranking could change if masks were ignored.
         if let Some(d) = m.layers_mut()[0].as_dense_mut() {
             d.weight.matrix_mut().mapv_inplace(|w| w * 0.01);
         }
-        let second = magnitude_masks(&m, &cfg(0.6, Scope::Global, &[]));
+        let second = magnitude_masks(&m, &cfg(0.6, Scope::Global, &[])).expect("dense");
         assert_eq!(second.iter().map(|(_, mk)| zeros(mk)).sum::<usize>(), 53); // round(52.8)
         for ((_, a), (_, b)) in first.iter().zip(&second) {
             for (&a, &b) in a.iter().zip(b) {

@@ -25,6 +25,7 @@ pub use neurons::{
 };
 pub use schedule::{PruneSchedule, is_pruning_step, polynomial_sparsity};
 
+use crate::nn::layer::UnsupportedLayer;
 use crate::nn::surgery::SurgeryError;
 
 /// Why a pruning request cannot be carried out.
@@ -44,6 +45,8 @@ pub enum PruneError {
     NoData,
     #[error(transparent)]
     Surgery(#[from] SurgeryError),
+    #[error(transparent)]
+    Unsupported(#[from] UnsupportedLayer),
 }
 
 #[cfg(test)]

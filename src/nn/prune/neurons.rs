@@ -12,7 +12,7 @@ use super::PruneError;
 use super::magnitude::{Scope, target};
 use crate::nn::activation::{self, Activation};
 use crate::nn::dense::Dense;
-use crate::nn::layer::Layer;
+use crate::nn::layer::{Layer, UnsupportedLayer};
 use crate::nn::model::Sequential;
 use crate::nn::surgery;
 
@@ -43,9 +43,15 @@ const CHUNK: usize = 1024;
 
 /// Dense layers whose units can be removed: all but the output layer, whose
 /// units are the model's outputs.
-pub fn hidden_layers(model: &Sequential) -> Vec<usize> {
-    let dense: Vec<usize> = model.dense_layers().map(|(i, _)| i).collect();
-    dense[..dense.len().saturating_sub(1)].to_vec()
+/// A layer with parameters that is not dense is refused: units are dense
+/// columns, and passing over the layer would break the next layer's fan-in.
+pub fn hidden_layers(model: &Sequential) -> Result<Vec<usize>, UnsupportedLayer> {
+    let dense: Vec<usize> = model
+        .dense_only("neuron pruning")?
+        .into_iter()
+        .map(|(i, _)| i)
+        .collect();
+    Ok(dense[..dense.len().saturating_sub(1)].to_vec())
 }
 
 /// One score per unit of dense layer `layer` (higher = more important); empty
@@ -134,7 +140,7 @@ pub fn select_units(
     cfg: &NeuronConfig,
     x: ArrayView2<f32>,
 ) -> Result<Vec<(usize, Vec<usize>)>, PruneError> {
-    let hidden = hidden_layers(model);
+    let hidden = hidden_layers(model)?;
     if hidden.is_empty() {
         return Err(PruneError::NoPrunableLayer);
     }

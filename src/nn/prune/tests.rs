@@ -104,7 +104,7 @@ fn masks_survive_every_optimizer_with_l1_and_l2() {
     let reg = Regularization { l1: 1e-3, l2: 1e-3 };
     for opt in optimizers {
         let mut m = model(2);
-        let masks = magnitude_masks(&m, &magnitude(0.6, &[(3, 0.5)]));
+        let masks = magnitude_masks(&m, &magnitude(0.6, &[(3, 0.5)])).expect("dense");
         set_masks(&mut m, &masks);
         let before = m.clone();
         fit(
@@ -171,7 +171,7 @@ fn gradual_magnitude_follows_the_schedule_to_the_final_sparsity() {
         pruning_steps: 5,
     };
     let mut probe = Probe {
-        inner: GradualMagnitude::new(magnitude(0.8, &[(3, 0.5)]), schedule),
+        inner: GradualMagnitude::new(&m, magnitude(0.8, &[(3, 0.5)]), schedule).expect("dense"),
         events: GradualMagnitude::events,
         seen: Vec::new(),
     };
@@ -218,7 +218,8 @@ fn gradual_magnitude_follows_the_schedule_to_the_final_sparsity() {
 fn one_shot_prunes_once_at_the_first_step() {
     let (x, y) = data(64, 5);
     let mut m = model(6);
-    let mut hook = GradualMagnitude::new(magnitude(0.5, &[]), PruneSchedule::OneShot);
+    let mut hook =
+        GradualMagnitude::new(&m, magnitude(0.5, &[]), PruneSchedule::OneShot).expect("dense");
     let cfg = config(
         2,
         OptimizerConfig::Sgd(Sgd { lr: 0.1 }),
@@ -257,7 +258,7 @@ fn gradual_neurons_mask_whole_units_and_end_in_a_smaller_equivalent_model() {
         pruning_steps: 3,
     };
     let mut probe = Probe {
-        inner: GradualNeurons::new(cfg, schedule),
+        inner: GradualNeurons::new(&m, cfg, schedule).expect("dense"),
         events: GradualNeurons::events,
         seen: Vec::new(),
     };

@@ -7,7 +7,7 @@
 use ndarray::{Array2, ArrayViewMut2};
 
 use super::kmeans::{CodebookInit, kmeans_1d};
-use crate::nn::layer::Layer;
+use crate::nn::layer::{Layer, UnsupportedLayer};
 use crate::nn::model::Sequential;
 
 /// Lloyd iterations per layer; 1-D k-means converges well within this.
@@ -68,12 +68,18 @@ pub struct SharedWeights {
 }
 
 /// Clusters every dense layer's non-zero weights into `2^bits` centroids
-/// (`bits` is clamped to `1..=8`, as codes are bytes).
-pub fn share_weights(model: &Sequential, bits: u8, init: CodebookInit) -> SharedWeights {
+/// (`bits` is clamped to `1..=8`, as codes are bytes). A layer with parameters
+/// that is not dense is refused rather than left unshared.
+pub fn share_weights(
+    model: &Sequential,
+    bits: u8,
+    init: CodebookInit,
+) -> Result<SharedWeights, UnsupportedLayer> {
     let bits = bits.clamp(1, 8);
     let k = 1usize << bits;
     let layers = model
-        .dense_layers()
+        .dense_only("weight sharing")?
+        .into_iter()
         .map(|(layer, d)| {
             let w = &d.weight.matrix();
             // Positions are u32 (a layer over 4G weights is far past any architecture limit).
@@ -92,7 +98,7 @@ pub fn share_weights(model: &Sequential, bits: u8, init: CodebookInit) -> Shared
             }
         })
         .collect();
-    SharedWeights { bits, layers }
+    Ok(SharedWeights { bits, layers })
 }
 
 impl SharedWeights {
@@ -199,7 +205,7 @@ mod tests {
                 .for_each(|v| *v = 0.0);
         }
         let before = m.clone();
-        let shared = share_weights(&m, 2, CodebookInit::Linear);
+        let shared = share_weights(&m, 2, CodebookInit::Linear).expect("dense");
         assert_eq!(shared.layers.len(), 2);
         assert_eq!(shared.layers[1].layer, 2, "dropout layers count in indices");
         assert_eq!(shared.layers[0].positions.len(), 20);
@@ -234,7 +240,7 @@ mod tests {
     fn the_reconstruction_error_is_the_hand_computed_mean_square() {
         // Values 1, 2 (and a zero) with one centroid: 1.5; errors 0.25, 0.25, 0 over 4 entries.
         let m = single_layer(ndarray::array![[1.0, 0.0], [2.0, 0.0]]);
-        let shared = share_weights(&m, 1, CodebookInit::Linear);
+        let shared = share_weights(&m, 1, CodebookInit::Linear).expect("dense");
         assert_eq!(
             shared.layers[0].codebook,
             vec![1.0, 2.0],
@@ -255,7 +261,11 @@ mod tests {
         let m = single_layer(w);
         for init in [CodebookInit::Linear, CodebookInit::Density] {
             let errors: Vec<f64> = (2..=8)
-                .map(|bits| share_weights(&m, bits, init).reconstruction_error(&m))
+                .map(|bits| {
+                    share_weights(&m, bits, init)
+                        .expect("dense")
+                        .reconstruction_error(&m)
+                })
                 .collect();
             assert!(
                 errors.windows(2).all(|e| e[1] < e[0]),
@@ -269,7 +279,7 @@ mod tests {
     #[test]
     fn codebooks_are_read_back_from_the_model() {
         let mut m = single_layer(ndarray::array![[1.0, 0.0, 3.0], [2.0, 3.0, 1.0]]);
-        let mut shared = share_weights(&m, 2, CodebookInit::Linear);
+        let mut shared = share_weights(&m, 2, CodebookInit::Linear).expect("dense");
         assert_eq!(shared.layers[0].codebook, vec![1.0, 2.0, 3.0]);
         let mut moved = shared.clone();
         moved.layers[0].codebook = vec![1.5, 2.5, 3.5];

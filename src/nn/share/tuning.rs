@@ -198,7 +198,7 @@ mod tests {
             .count();
         assert!(pruned_zeros >= 48);
 
-        let shared = share_weights(&model, 2, CodebookInit::Linear);
+        let shared = share_weights(&model, 2, CodebookInit::Linear).expect("dense");
         shared.apply(&mut model);
         let start = loss(&model, &x, &y);
 
@@ -263,7 +263,7 @@ mod tests {
                 .grad_matrix_mut()
                 .assign(&ndarray::array![[0.5, -3.0], [0.25, 9.0]]);
         }
-        let shared = share_weights(&model, 1, CodebookInit::Linear);
+        let shared = share_weights(&model, 1, CodebookInit::Linear).expect("dense");
         assert_eq!(shared.layers[0].codebook, vec![1.0, 2.0]);
         let mut tuner = CentroidTuner::new(shared, 0.1);
         tuner.before_update(0, &mut model);

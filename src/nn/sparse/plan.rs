@@ -11,6 +11,7 @@ use super::csr::Csr;
 use super::measure::race;
 use crate::nn::activation::{self, Activation};
 use crate::nn::dense::Dense;
+use crate::nn::layer::Layer;
 use crate::nn::model::Sequential;
 use crate::nn::param::Param;
 
@@ -134,13 +135,31 @@ impl Step {
     }
 }
 
+/// One layer of the compiled network: a dense layer with its chosen kernels,
+/// or any other layer kind that acts at inference, run by its own `forward`
+/// (so a layer kind this planner does not know is asked, never skipped).
+#[derive(Debug, Clone)]
+enum Stage {
+    Dense(Step),
+    Layer(Layer),
+}
+
+impl Stage {
+    fn forward(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        match self {
+            Stage::Dense(step) => step.forward(x),
+            Stage::Layer(layer) => layer.forward(x),
+        }
+    }
+}
+
 /// A network compiled for inference. It owns its weights (no borrow of the
 /// [`Sequential`]), so a server can share it across threads.
 #[derive(Debug, Clone)]
 pub struct InferenceModel {
     input_dim: usize,
     output_dim: usize,
-    steps: Vec<Step>,
+    steps: Vec<Stage>,
 }
 
 /// Compiles `model`, timing dense against CSR for every layer of density ≤ 0.5
@@ -164,7 +183,17 @@ pub fn compile_on(model: &Sequential, sample: ArrayView2<f32>) -> InferenceModel
 fn build(model: &Sequential, choice: Choice, sample: Option<ArrayView2<f32>>) -> InferenceModel {
     let mut h = (choice == Choice::Measure).then(|| measurement_input(model, sample));
     let mut steps = Vec::new();
-    for (layer, d) in model.dense_layers() {
+    for (layer, l) in model.layers().iter().enumerate() {
+        let Some(d) = l.as_dense() else {
+            if !l.is_identity_at_inference() {
+                let lean = l.clone();
+                if let Some(x) = &h {
+                    h = Some(lean.forward(x.view()));
+                }
+                steps.push(Stage::Layer(lean));
+            }
+            continue;
+        };
         let nonzeros = d.weight.nonzero();
         let density = if d.weight.is_empty() {
             0.0
@@ -206,7 +235,7 @@ fn build(model: &Sequential, choice: Choice, sample: Option<ArrayView2<f32>>) ->
             h = Some(step.forward(x.view()));
         }
         step.drop_unused();
-        steps.push(step);
+        steps.push(Stage::Dense(step));
     }
     InferenceModel {
         input_dim: model.input_dim(),
@@ -299,6 +328,10 @@ impl InferenceModel {
     pub fn kernels(&self) -> Vec<LayerKernel> {
         self.steps
             .iter()
+            .filter_map(|s| match s {
+                Stage::Dense(s) => Some(s),
+                Stage::Layer(_) => None,
+            })
             .map(|s| LayerKernel {
                 layer: s.layer,
                 density: s.density,

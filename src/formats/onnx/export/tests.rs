@@ -285,7 +285,7 @@ fn a_compressed_model_exports_as_the_fp32_network_it_decodes_to() {
     use crate::formats::compressed::{self, Coder};
     use crate::nn::share::{CodebookInit, share_weights};
     let mut model = trained_like(&every_activation(), 21);
-    let shared = share_weights(&model, 4, CodebookInit::Linear);
+    let shared = share_weights(&model, 4, CodebookInit::Linear).expect("dense");
     shared.apply(&mut model);
     let bytes = compressed::encode(&file_of(model), &shared, Coder::Zstd).expect("encodes");
     let file = crate::formats::model::read(&bytes).expect("decodes");
