@@ -400,6 +400,20 @@ impl Workspace {
         &self.shapes
     }
 
+    /// Layer `layer`'s output for the first `n` rows as a `[n, shape...]`
+    /// tensor (`[n, C, H, W]` for images): the same memory as its row buffer.
+    ///
+    /// # Panics
+    /// If `layer` is not a layer the training passes run or `n` exceeds the capacity.
+    pub fn output_tensor(&self, layer: usize, n: usize) -> ndarray::ArrayViewD<'_, f32> {
+        let mut dims = vec![n];
+        dims.extend_from_slice(self.shapes[layer].dims());
+        self.a[layer]
+            .slice(s![..n, ..])
+            .into_shape_with_order(ndarray::IxDyn(&dims))
+            .expect("a layer buffer holds shape.size() scalars per row, row-major")
+    }
+
     pub fn capacity(&self) -> usize {
         self.capacity
     }
@@ -486,6 +500,24 @@ mod tests {
         let f = m.forward(x.view());
         assert_eq!(ws.output(6), f.output.view());
         assert_eq!(ws.logits(6), f.logits.view());
+    }
+
+    #[test]
+    fn a_layer_output_reads_as_a_batch_tensor_of_its_sample_shape() {
+        let a = arch(
+            r#"{"input_dim": 3, "layers": [{"type": "dense", "units": 4, "activation": "relu"},
+                {"type": "dense", "units": 2, "activation": "linear"}]}"#,
+        );
+        let m = Sequential::new(&a, 3);
+        let x = Array2::from_shape_fn((5, 3), |(i, j)| (i + j) as f32 * 0.2 - 0.5);
+        let mut ws = Workspace::new(&m, 8);
+        ws.x.slice_mut(s![..5, ..]).assign(&x);
+        m.forward_train(&mut ws, 5, &mut ChaCha8Rng::seed_from_u64(0));
+        let hidden = ws.output_tensor(0, 5);
+        assert_eq!(hidden.shape(), &[5, 4]);
+        let want = m.layers()[0].forward(x.view());
+        assert_eq!(hidden, want.into_dyn().view());
+        assert_eq!(ws.output_tensor(1, 2).shape(), &[2, 2]);
     }
 
     #[test]
