@@ -460,6 +460,20 @@ impl Workspace {
     }
 }
 
+impl crate::nn::predictor::Predictor for Sequential {
+    fn input_dim(&self) -> usize {
+        Sequential::input_dim(self)
+    }
+
+    fn output_dim(&self) -> usize {
+        Sequential::output_dim(self)
+    }
+
+    fn predict(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        Sequential::predict(self, x)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1013,3 +1013,17 @@ fn check_layer(model: &Sequential, cfg: &QuantConfig, lq: &LayerQuant) -> Result
         _ => Ok(()),
     }
 }
+
+impl crate::nn::predictor::Predictor for QuantizedModel {
+    fn input_dim(&self) -> usize {
+        QuantizedModel::input_dim(self)
+    }
+
+    fn output_dim(&self) -> usize {
+        QuantizedModel::output_dim(self)
+    }
+
+    fn predict(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        QuantizedModel::predict(self, x)
+    }
+}

@@ -341,3 +341,17 @@ impl InferenceModel {
             .collect()
     }
 }
+
+impl crate::nn::predictor::Predictor for InferenceModel {
+    fn input_dim(&self) -> usize {
+        InferenceModel::input_dim(self)
+    }
+
+    fn output_dim(&self) -> usize {
+        InferenceModel::output_dim(self)
+    }
+
+    fn predict(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        InferenceModel::predict(self, x)
+    }
+}
