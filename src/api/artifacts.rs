@@ -12,7 +12,7 @@ use super::download::serve_blob;
 use super::extract::IdPath;
 use super::pagination::timestamp;
 use super::problem::{ApiError, Problem};
-use crate::services::{ServiceError, Services};
+use crate::services::Services;
 use crate::store::ArtifactRecord;
 
 pub fn router() -> Router<Services> {
@@ -51,17 +51,17 @@ impl From<ArtifactRecord> for ArtifactView {
 #[utoipa::path(get, path = "/v1/artifacts/{id}", tag = "artifacts", params(("id" = Uuid, Path)),
     responses(
         (status = 200, description = "The file"), (status = 206, description = "A byte range of it"),
-        (status = 304, description = "Not modified"), (status = 404, body = Problem)))]
+        (status = 304, description = "Not modified"), (status = 404, body = Problem),
+        (status = 416, body = Problem, description = "The range selects nothing of the file")))]
 pub async fn download_artifact(
     State(svc): State<Services>,
     IdPath(id): IdPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let record = svc.get_artifact(id).await?;
-    let path = svc.blobs.path(&record.sha256).map_err(ServiceError::from)?;
     serve_blob(
+        &svc,
         &headers,
-        &path,
         &record.sha256,
         &record.name,
         &record.content_type,

@@ -1,20 +1,20 @@
 //! File downloads with `Content-Length`, `ETag` (the sha256), `Content-Disposition`
-//! and range requests. Range and conditional handling come from tower-http's `ServeFile`.
-
-use std::path::Path;
+//! and range requests. Which bytes to send is the service's answer
+//! ([`Services::blob_download`]); this file only turns it into a response.
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tower::ServiceExt;
-use tower_http::services::ServeFile;
 
 use super::problem::ApiError;
+use crate::blobs::BlobRead;
+use crate::services::Services;
+use crate::services::blob_download::{BlobDownload, RangeRequest};
 
-/// Serves the blob at `path`; the request's headers decide range and revalidation.
+/// Serves the blob `sha256`; the request's headers decide range and revalidation.
 pub async fn serve_blob(
+    svc: &Services,
     request_headers: &HeaderMap,
-    path: &Path,
     sha256: &str,
     filename: &str,
     content_type: &str,
@@ -30,36 +30,59 @@ pub async fn serve_blob(
         return Ok(res);
     }
 
-    let mut req = Request::new(Body::empty());
-    for name in [header::RANGE, header::IF_RANGE, header::IF_MODIFIED_SINCE] {
-        if let Some(v) = request_headers.get(&name) {
-            req.headers_mut().insert(name, v.clone());
+    let text = |name: header::HeaderName| request_headers.get(name).and_then(|v| v.to_str().ok());
+    let request = RangeRequest {
+        range: text(header::RANGE),
+        if_range: text(header::IF_RANGE),
+    };
+    let mut res = match svc.blob_download(sha256, request).await? {
+        BlobDownload::Full(read) => body(StatusCode::OK, read),
+        BlobDownload::Partial(read) => {
+            let range = format!(
+                "bytes {}-{}/{}",
+                read.start,
+                read.start + read.len - 1,
+                read.size
+            );
+            let mut res = body(StatusCode::PARTIAL_CONTENT, read);
+            insert(&mut res, header::CONTENT_RANGE, &range);
+            res
         }
-    }
-    let res = ServeFile::new(path)
-        .oneshot(req)
-        .await
-        .map_err(|e| crate::services::ServiceError::Internal(e.into()))?;
-    if res.status() == StatusCode::NOT_FOUND {
-        return Err(crate::services::ServiceError::Internal(anyhow::anyhow!(
-            "blob {sha256} is missing from the data directory"
-        ))
-        .into());
-    }
-    let mut res = res.map(Body::new);
+        BlobDownload::Unsatisfiable { size } => {
+            let detail = format!("the range selects no byte of the {size}-byte file");
+            let mut res = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range-not-satisfiable",
+                "Range not satisfiable",
+                detail.clone(),
+            )
+            .with_field("range", detail)
+            .into_response();
+            insert(&mut res, header::CONTENT_RANGE, &format!("bytes */{size}"));
+            insert(&mut res, header::ACCEPT_RANGES, "bytes");
+            insert(&mut res, header::ETAG, &etag);
+            return Ok(res);
+        }
+    };
+    insert(&mut res, header::ACCEPT_RANGES, "bytes");
     insert(&mut res, header::ETAG, &etag);
     insert(&mut res, header::CONTENT_TYPE, content_type);
     attach(&mut res, filename);
     Ok(res)
 }
 
+/// A streamed body of `read.len` bytes.
+fn body(status: StatusCode, read: BlobRead) -> Response {
+    let len = read.len;
+    let mut res = (status, Body::from_stream(read.stream)).into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    res
+}
+
 /// Serves bytes made for this request (a converted file): no ranges, ETag of the content.
 pub fn serve_bytes(filename: &str, bytes: Vec<u8>) -> Response {
-    use sha2::{Digest, Sha256};
-    let digest: String = Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = crate::blobs::sha256_hex(&bytes);
     let mut res = Body::from(bytes).into_response();
     insert(&mut res, header::ETAG, &format!("\"{digest}\""));
     insert(&mut res, header::CONTENT_TYPE, "application/octet-stream");

@@ -210,7 +210,8 @@ pub async fn delete_model(
     responses(
         (status = 200, content_type = "application/octet-stream", description = "The model file"),
         (status = 206, description = "A byte range of it"),
-        (status = 404, body = Problem), (status = 422, body = Problem)))]
+        (status = 304, description = "Not modified"),
+        (status = 404, body = Problem), (status = 416, body = Problem), (status = 422, body = Problem)))]
 pub async fn download_model(
     State(svc): State<Services>,
     IdPath(id): IdPath,
@@ -220,13 +221,9 @@ pub async fn download_model(
     let record = svc.get_model(id).await?;
     match svc.model_download(&record, q.format.as_deref()).await? {
         Download::Stored { filename } => {
-            let path = svc
-                .blobs
-                .path(&record.sha256)
-                .map_err(crate::services::ServiceError::from)?;
             serve_blob(
+                &svc,
                 &headers,
-                &path,
                 &record.sha256,
                 &filename,
                 "application/octet-stream",

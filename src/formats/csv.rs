@@ -4,10 +4,6 @@
 //! name the line (1-based, the header is line 1) and the column, e.g.
 //! "line 7: expected 5 fields, found 4" or "line 3, column `x2`: `abc` is not a number".
 
-use std::fs::File;
-use std::io::{BufReader, Read};
-use std::path::Path;
-
 use crate::validation::Invalid;
 
 /// A CSV table split into features and raw labels, not yet checked against a task.
@@ -42,42 +38,33 @@ fn parse_value(text: &str, column: &str) -> Result<f32, String> {
 
 /// 1-based line number of the record whose parse began at byte offset `byte`
 /// (the csv crate's position points before any blank lines it skipped).
-fn line_at(path: &Path, byte: u64) -> u64 {
-    let Ok(file) = File::open(path) else { return 0 };
-    let mut newlines = 0u64;
-    let mut reader = BufReader::new(file);
-    let mut prefix = (&mut reader).take(byte);
-    let mut buf = [0u8; 1 << 16];
-    loop {
-        match prefix.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => newlines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64,
-        }
-    }
-    for b in reader.bytes() {
+fn line_at(content: &[u8], byte: u64) -> u64 {
+    let split = usize::try_from(byte).map_or(content.len(), |b| b.min(content.len()));
+    let (before, after) = content.split_at(split);
+    let mut newlines = before.iter().filter(|&&b| b == b'\n').count() as u64;
+    for &b in after {
         match b {
-            Ok(b'\n') => newlines += 1,
-            Ok(b'\r') => {}
+            b'\n' => newlines += 1,
+            b'\r' => {}
             _ => break,
         }
     }
     newlines + 1
 }
 
-/// Reads the CSV at `path`. CPU and I/O bound: call inside `spawn_blocking`.
+/// Reads a CSV file's content. CPU bound: call inside `spawn_blocking`.
 pub fn read_csv(
-    path: &Path,
+    content: &[u8],
     label_column: Option<&str>,
     max_rows: usize,
     max_features: usize,
 ) -> Result<CsvTable, Invalid> {
-    let file = File::open(path).map_err(|e| invalid(format!("cannot be read: {e}")))?;
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(true)
         // Ragged rows are reported by us, with the line, rather than by the csv crate.
         .flexible(true)
         .trim(::csv::Trim::All)
-        .from_reader(BufReader::with_capacity(1 << 16, file));
+        .from_reader(content);
 
     let headers = reader.headers().map_err(|e| csv_error(&e))?.clone();
     if headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
@@ -138,7 +125,7 @@ pub fn read_csv(
         }
         // The csv crate does not count blank lines, so the line of an error is
         // recomputed from the record's byte offset (only when there is an error).
-        let line = || line_at(path, record.position().map_or(0, |p| p.byte()));
+        let line = || line_at(content, record.position().map_or(0, |p| p.byte()));
         // A blank line reads as one empty field; skip it rather than call it ragged.
         if record.len() == 1 && record[0].is_empty() {
             continue;

@@ -1,8 +1,9 @@
 //! Uploaded dataset files (CSV or NPZ) into a checked [`Dataset`], and the
 //! normalised NPZ form the jobs read so they never parse CSV again.
 //!
-//! Parsing reads the uploaded blob from its path, so the upload is never held
-//! twice in memory. All of it is CPU work: call inside `spawn_blocking`.
+//! Parsing works on the upload's bytes as the blob store hands them over (the
+//! blobs never give out a file path); the upload is held once, as those bytes,
+//! while it is parsed. All of it is CPU work: call inside `spawn_blocking`.
 //!
 //! The task is taken from the client or inferred from the labels:
 //! all integral with exactly the values {0, 1} → binary; all integral, at least
@@ -10,7 +11,6 @@
 //! anything else → regression.
 
 use std::fmt;
-use std::io::Read;
 use std::path::Path;
 
 use ndarray::{Array1, Array2};
@@ -78,36 +78,33 @@ fn looks_like_zip(head: &[u8]) -> bool {
 
 /// Chooses the format: zip content is NPZ; otherwise a `.npz` name is NPZ
 /// (and fails as a broken archive); everything else is read as CSV.
-pub fn detect_format(path: &Path, filename: Option<&str>) -> Result<DatasetFormat, Invalid> {
-    let mut head = [0u8; 4];
-    let mut file = std::fs::File::open(path)
-        .map_err(|e| Invalid::one("file", format!("cannot be read: {e}")))?;
-    let mut n = 0;
-    while n < head.len() {
-        match file.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) => return Err(Invalid::one("file", format!("cannot be read: {e}"))),
-        }
-    }
-    if n == 0 {
+pub fn detect_format(content: &[u8], filename: Option<&str>) -> Result<DatasetFormat, Invalid> {
+    if content.is_empty() {
         return Err(Invalid::one("file", "is empty"));
     }
     let named_npz = filename.is_some_and(|f| f.to_ascii_lowercase().ends_with(".npz"));
-    Ok(if looks_like_zip(&head[..n]) || named_npz {
+    Ok(if looks_like_zip(content) || named_npz {
         DatasetFormat::Npz
     } else {
         DatasetFormat::Csv
     })
 }
 
-/// Parses and checks the uploaded file at `path`. CPU bound: call inside `spawn_blocking`.
+/// Parses and checks a local file (the command line's datasets). I/O and CPU
+/// bound: call inside `spawn_blocking`.
 pub fn parse_path(path: &Path, options: &ParseOptions) -> Result<ParsedDataset, Invalid> {
-    let format = detect_format(path, options.filename.as_deref())?;
+    let content =
+        std::fs::read(path).map_err(|e| Invalid::one("file", format!("cannot be read: {e}")))?;
+    parse_bytes(&content, options)
+}
+
+/// Parses and checks an uploaded file's content. CPU bound: call inside `spawn_blocking`.
+pub fn parse_bytes(content: &[u8], options: &ParseOptions) -> Result<ParsedDataset, Invalid> {
+    let format = detect_format(content, options.filename.as_deref())?;
     match format {
         DatasetFormat::Csv => {
             let table = csv::read_csv(
-                path,
+                content,
                 options.label_column.as_deref(),
                 options.max_rows,
                 options.max_features,
@@ -131,7 +128,7 @@ pub fn parse_path(path: &Path, options: &ParseOptions) -> Result<ParsedDataset, 
                     "applies to CSV files only; an NPZ file has its labels in `y`",
                 ));
             }
-            let (x, y) = npz::read_xy(path, options.max_rows, options.max_features)?;
+            let (x, y) = npz::read_xy(content, options.max_rows, options.max_features)?;
             let dataset = build(x, y, options.task, "file")?;
             Ok(ParsedDataset {
                 dataset,

@@ -5,9 +5,7 @@
 //! Also kiln's own normalised form, which the jobs read: `x` f32, `y` f32 and
 //! the task and class count as one-element arrays, written uncompressed.
 
-use std::fs::File;
-use std::io::{BufReader, Cursor, Read, Seek};
-use std::path::Path;
+use std::io::{Cursor, Read, Seek};
 
 use ndarray::{Array1, Array2, ArrayD, Ix2, IxDyn};
 use ndarray_npy::{
@@ -33,9 +31,8 @@ fn describe(e: &ReadNpzError) -> String {
     }
 }
 
-fn open(path: &Path) -> Result<NpzReader<BufReader<File>>, Invalid> {
-    let file = File::open(path).map_err(|e| invalid(format!("cannot be read: {e}")))?;
-    NpzReader::new(BufReader::new(file)).map_err(|e| invalid(describe(&e)))
+fn open(content: &[u8]) -> Result<NpzReader<Cursor<&[u8]>>, Invalid> {
+    NpzReader::new(Cursor::new(content)).map_err(|e| invalid(describe(&e)))
 }
 
 /// Most values (`rows × features`) an uploaded feature array may hold: 1 GiB as f32,
@@ -47,14 +44,13 @@ pub const MAX_VALUES: usize = 1 << 28;
 /// ndarray-npy allocates whatever a header claims before reading any data, so
 /// a few hundred bytes could ask for terabytes and abort the process; every
 /// shape is checked against the limits before a single value is read.
-struct Headers {
-    archive: zip::ZipArchive<BufReader<File>>,
+struct Headers<'a> {
+    archive: zip::ZipArchive<Cursor<&'a [u8]>>,
 }
 
-impl Headers {
-    fn open(path: &Path) -> Result<Self, Invalid> {
-        let file = File::open(path).map_err(|e| invalid(format!("cannot be read: {e}")))?;
-        let archive = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| {
+impl<'a> Headers<'a> {
+    fn open(content: &'a [u8]) -> Result<Self, Invalid> {
+        let archive = zip::ZipArchive::new(Cursor::new(content)).map_err(|e| {
             invalid(format!(
                 "is not a readable NPZ (zip) archive, or it is truncated: {e}"
             ))
@@ -143,13 +139,13 @@ fn read_any<R: Read + Seek>(npz: &mut NpzReader<R>, name: &str) -> Result<ArrayD
     )))
 }
 
-/// Features and raw labels of an uploaded NPZ. CPU bound: call inside `spawn_blocking`.
+/// Features and raw labels of an uploaded NPZ's bytes. CPU bound: call inside `spawn_blocking`.
 pub fn read_xy(
-    path: &Path,
+    content: &[u8],
     max_rows: usize,
     max_features: usize,
 ) -> Result<(Array2<f32>, Array1<f32>), Invalid> {
-    let mut npz = open(path)?;
+    let mut npz = open(content)?;
     let names = npz.names().map_err(|e| invalid(describe(&e)))?;
     let x_name = ["x", "X"]
         .into_iter()
@@ -171,7 +167,7 @@ pub fn read_xy(
         })?;
 
     // Check every shape before reading (and allocating for) any data.
-    let mut headers = Headers::open(path)?;
+    let mut headers = Headers::open(content)?;
     let x_shape = headers.shape(x_name)?;
     let y_shape = headers.shape(y_name)?;
     if let [rows, features] = x_shape[..] {
@@ -308,9 +304,9 @@ pub fn write_npz(dataset: &Dataset) -> Result<Vec<u8>, WriteNpzError> {
     Ok(npz.finish()?.into_inner())
 }
 
-/// Reads a dataset written by [`write_npz`]. CPU bound: call inside `spawn_blocking`.
-pub fn read_npz(path: &Path) -> Result<Dataset, Invalid> {
-    let mut npz = open(path)?;
+/// Reads a dataset written by [`write_npz`] from its bytes. CPU bound: call inside `spawn_blocking`.
+pub fn read_npz(content: &[u8]) -> Result<Dataset, Invalid> {
+    let mut npz = open(content)?;
     let x: Array2<f32> = npz
         .by_name("x")
         .map_err(|e| invalid(format!("array `x` {}", describe(&e))))?;

@@ -1,6 +1,6 @@
 //! Loads a claimed job's inputs: the model file blob and the normalised dataset blobs.
 
-use crate::blobs::BlobStore;
+use crate::blobs::{BlobBackend, BlobStore};
 use crate::formats::dataset_file;
 use crate::formats::model_file::ModelFile;
 use crate::jobs::references::{InputModels, ModelRole};
@@ -31,7 +31,8 @@ pub(super) async fn load_inputs(
         .read(&model.sha256)
         .await
         .map_err(|e| internal("model file", e))?;
-    let dataset_path = |id: uuid::Uuid| {
+    // The normalised datasets' bytes; they are decoded with the model, off the runtime.
+    let dataset_bytes = |id: uuid::Uuid| {
         let store = store.clone();
         let blobs = blobs.clone();
         async move {
@@ -41,13 +42,14 @@ pub(super) async fn load_inputs(
                 .map_err(|e| internal("dataset", e))?
                 .ok_or_else(|| JobError::Failed(format!("dataset {id} no longer exists")))?;
             blobs
-                .path(&d.data_sha256)
+                .read(&d.data_sha256)
+                .await
                 .map_err(|e| internal("dataset", e))
         }
     };
-    let data = dataset_path(job.dataset_id).await?;
+    let data = dataset_bytes(job.dataset_id).await?;
     let eval = match job.eval_dataset_id {
-        Some(id) => Some(dataset_path(id).await?),
+        Some(id) => Some(dataset_bytes(id).await?),
         None => None,
     };
     // The further models the job references (a distill job's student, …), by role.
@@ -84,7 +86,7 @@ pub(super) async fn load_inputs(
         }
         let dataset = dataset_file::read_npz(&data).map_err(|e| internal("dataset", e))?;
         let eval_dataset = eval
-            .map(|p| dataset_file::read_npz(&p).map_err(|e| internal("evaluation dataset", e)))
+            .map(|b| dataset_file::read_npz(&b).map_err(|e| internal("evaluation dataset", e)))
             .transpose()?;
         Ok(JobInputs {
             model,

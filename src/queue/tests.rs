@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::*;
+use crate::blobs::BlobBackend;
 use crate::jobs::{JobContext, JobError, JobKind, JobOutput, ProducedArtifact, ProducedModel};
 use crate::nn::spec::{Activation, Architecture, LayerSpec};
 use crate::store::{Catalog, InsertJobOutcome, JobRecord, JobStatus, NewJobRecord};

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::Shared;
 use super::context::{Control, QueueContext, StopReason, write_events};
 use super::executor::JobExecutor;
+use crate::blobs::BlobBackend;
 use crate::jobs::{JobError, JobKind, JobOutput};
 use crate::store::{
     CompletedJob, JobRecord, NewArtifactRecord, NewModelRecord, QueueStore, Store, StoreError,

@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::{ServiceError, Services};
+use crate::blobs::BlobBackend;
 use crate::store::Catalog;
 
 /// What one sweep found and did.
@@ -45,10 +46,10 @@ impl Services {
         for blob in on_disk.iter().filter(|b| !referenced.contains(&b.sha256)) {
             // Age and references again, as late as possible: an upload or a job may
             // have reused this content since the listing.
-            let Some(modified) = self.blobs.modified(&blob.sha256).await? else {
+            let Some(meta) = self.blobs.head(&blob.sha256).await? else {
                 continue;
             };
-            if !older_than(modified, grace) {
+            if !older_than(meta.modified, grace) {
                 sweep.young_orphans += 1;
                 continue;
             }

@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::page::PageRequest;
 use super::{ServiceError, Services, Upload, blocking};
+use crate::blobs::BlobBackend;
 use crate::formats::dataset_file::{self, ParseOptions};
 use crate::nn::data::Task;
 use crate::store::{Catalog, DatasetRecord, NewDatasetRecord};
@@ -86,9 +87,9 @@ impl Services {
             max_rows: self.settings.limits.max_rows,
             max_features: self.settings.limits.max_features,
         };
-        let path = self.blobs.path(&upload.blob.sha256)?;
+        let content = self.blobs.read(&upload.blob.sha256).await?;
         let parsed = blocking(move || {
-            let parsed = dataset_file::parse_path(&path, &options)?;
+            let parsed = dataset_file::parse_bytes(&content, &options)?;
             let npz = dataset_file::write_npz(&parsed.dataset)
                 .map_err(|e| ServiceError::Internal(e.into()))?;
             Ok((parsed, npz))

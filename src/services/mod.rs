@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use crate::blobs::{BlobInfo, BlobStore};
+use crate::blobs::{BlobBackend, BlobInfo, BlobStore};
 use crate::config::Settings;
 use crate::queue::QueueHandle;
 use crate::store::{Catalog, Store};
 
 pub mod artifacts;
+pub mod blob_download;
 pub mod blob_gc;
 pub mod datasets;
 mod error;

@@ -7,6 +7,7 @@
 //! `format=onnx` writes any model as an ONNX graph (int8 ones as QDQ).
 
 use super::{ServiceError, Services, blocking};
+use crate::blobs::BlobBackend;
 use crate::formats::{model_file, onnx};
 use crate::store::ModelRecord;
 use crate::validation::Invalid;

@@ -6,6 +6,7 @@ use uuid::Uuid;
 use super::datasets::check_name;
 use super::page::PageRequest;
 use super::{ServiceError, Services, Upload, blocking};
+use crate::blobs::BlobBackend;
 use crate::formats::detect::{ModelFormat, looks_like_protobuf};
 use crate::formats::model_file::{self, ModelFile};
 use crate::formats::source::Source;

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use kiln::blobs::sha256_hex;
+use kiln::blobs::{BlobBackend, sha256_hex};
 use kiln::startup::Application;
 
 use crate::helpers::{mlp, spawn_app, test_settings};

@@ -4,6 +4,7 @@
 mod bad_input;
 mod blob_gc;
 mod distill;
+mod download;
 mod helpers;
 mod interop;
 mod jobs;

@@ -29,7 +29,7 @@ fn upload(bytes: &[u8]) -> Upload {
 }
 
 fn parse(bytes: &[u8], options: &ParseOptions) -> Result<ParsedDataset, Invalid> {
-    parse_path(&upload(bytes).path, options)
+    parse_bytes(bytes, options)
 }
 
 /// The field and message of the single error.
@@ -350,8 +350,17 @@ fn the_normalised_form_reads_back_exactly() {
         classes: 3,
     };
     let bytes = write_npz(&dataset).unwrap();
-    let up = upload(&bytes);
-    assert_eq!(read_npz(&up.path).unwrap(), dataset);
+    assert_eq!(read_npz(&bytes).unwrap(), dataset);
+}
+
+#[test]
+fn a_local_file_parses_like_its_bytes() {
+    let csv = b"a,b,label\n1,2,0\n3,4,1\n";
+    let up = upload(csv);
+    let from_file = parse_path(&up.path, &options()).unwrap();
+    assert_eq!(from_file.dataset, parse(csv, &options()).unwrap().dataset);
+    let missing = parse_path(&up.path.with_file_name("missing"), &options()).unwrap_err();
+    assert_eq!(missing.0[0].field, "file");
 }
 
 #[test]
