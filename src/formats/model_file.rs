@@ -65,7 +65,18 @@ pub fn encode(file: &ModelFile) -> Result<Vec<u8>, EncodeError> {
     let model = &file.model;
     let mut buffers: Vec<RawTensor> = Vec::new();
     let mut sparse: BTreeMap<String, &str> = BTreeMap::new();
-    for (i, d) in model.dense_only("kiln's model file")? {
+    for (i, layer) in model.layers().iter().enumerate() {
+        let Some(d) = layer.as_dense() else {
+            for (suffix, t) in layer.tensors() {
+                buffers.push((
+                    format!("layers.{i}.{suffix}"),
+                    Dtype::F32,
+                    t.shape().to_vec(),
+                    le_bytes(t.iter().copied()),
+                ));
+            }
+            continue;
+        };
         let w = &d.weight.matrix();
         let name = format!("layers.{i}.weight");
         let int8 = file.meta.quantization.as_ref().and_then(|q| q.layer(i));
@@ -289,8 +300,13 @@ pub(super) fn decode(bytes: &[u8]) -> Result<ModelFile, Invalid> {
     let mut expected: Vec<String> = Vec::new();
     let mut masked: Vec<usize> = Vec::new();
     let mut weights = Vec::new();
-    let mut width = architecture.input_dim;
+    // `check` passed, so the shape walk succeeds; a dense layer's width is the size before it.
+    let shapes = architecture.shapes().map_err(|e| invalid(e.to_string()))?;
     for (i, layer) in architecture.layers.iter().enumerate() {
+        let width = match i {
+            0 => architecture.input_dim,
+            _ => shapes[i - 1].size(),
+        };
         if let LayerSpec::Dense {
             units, use_bias, ..
         } = *layer
@@ -321,20 +337,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<ModelFile, Invalid> {
                 None
             };
             weights.push((w, b));
-            width = units;
         }
-    }
-    let mut unexpected: Vec<&str> = st
-        .names()
-        .into_iter()
-        .filter(|n| !expected.iter().any(|e| e == n))
-        .collect();
-    if !unexpected.is_empty() {
-        unexpected.sort_unstable();
-        return Err(invalid(format!(
-            "unexpected tensors for this architecture: {}",
-            unexpected.join(", ")
-        )));
     }
     if let Some(name) = sparse.keys().next() {
         return Err(invalid(format!(
@@ -361,6 +364,37 @@ pub(super) fn decode(bytes: &[u8]) -> Result<ModelFile, Invalid> {
         }
     };
     let mut model = Sequential::from_weights(&architecture, weights).map_err(invalid)?;
+    // Every other layer's tensors by name, in the shapes the layer has.
+    for (i, layer) in model.layers_mut().iter_mut().enumerate() {
+        let wanted: Vec<(&'static str, Vec<usize>)> = layer
+            .tensors()
+            .iter()
+            .map(|(name, t)| (*name, t.shape().to_vec()))
+            .collect();
+        for (suffix, shape) in wanted {
+            let name = format!("layers.{i}.{suffix}");
+            let values = read_tensor(&st, &name, &shape)?;
+            if suffix == "running_var" && values.iter().any(|v| *v < 0.0) {
+                return Err(invalid(format!("{name} holds a negative variance")));
+            }
+            expected.push(name.clone());
+            if let Some(mut dst) = layer.tensor_mut(suffix) {
+                dst.iter_mut().zip(values).for_each(|(d, v)| *d = v);
+            }
+        }
+    }
+    let mut unexpected: Vec<&str> = st
+        .names()
+        .into_iter()
+        .filter(|n| !expected.iter().any(|e| e == n))
+        .collect();
+    if !unexpected.is_empty() {
+        unexpected.sort_unstable();
+        return Err(invalid(format!(
+            "unexpected tensors for this architecture: {}",
+            unexpected.join(", ")
+        )));
+    }
     for i in masked {
         if let Some(d) = model.layers_mut().get_mut(i).and_then(|l| l.as_dense_mut()) {
             d.weight

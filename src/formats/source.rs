@@ -59,6 +59,7 @@ mod tests {
     fn a_source_survives_the_metadata_round_trip() {
         let mut meta = ModelMeta::new(Architecture {
             input_dim: 2,
+            input_shape: None,
             layers: vec![],
         });
         assert_eq!(Source::read(&meta), None);

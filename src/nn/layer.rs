@@ -17,11 +17,15 @@ use rand_chacha::ChaCha8Rng;
 pub use ops::{BackwardPass, LayerOps};
 pub use unsupported::UnsupportedLayer;
 
+use super::batch_norm::BatchNorm;
+use super::conv2d::Conv2d;
 use super::dense::Dense;
 use super::dropout::Dropout;
+use super::flatten::Flatten;
 use super::param::Param;
+use super::pooling::{GlobalAvgPool2d, Pool2d, PoolKind};
 use super::shape::Shape;
-use super::spec::LayerSpec;
+use super::spec::{self, LayerShapeError, LayerSpec};
 
 /// A network holds a handful of layers, so the size gap between variants costs nothing.
 #[allow(clippy::large_enum_variant)]
@@ -29,6 +33,11 @@ use super::spec::LayerSpec;
 pub enum Layer {
     Dense(Dense),
     Dropout(Dropout),
+    Conv2d(Conv2d),
+    Pool2d(Pool2d),
+    GlobalAvgPool2d(GlobalAvgPool2d),
+    BatchNorm(BatchNorm),
+    Flatten(Flatten),
 }
 
 /// The name of a layer kind, for errors and reports.
@@ -36,6 +45,12 @@ pub enum Layer {
 pub enum LayerKind {
     Dense,
     Dropout,
+    Conv2d,
+    MaxPool2d,
+    AvgPool2d,
+    GlobalAvgPool2d,
+    BatchNorm,
+    Flatten,
 }
 
 impl LayerKind {
@@ -43,6 +58,12 @@ impl LayerKind {
         match self {
             LayerKind::Dense => "dense",
             LayerKind::Dropout => "dropout",
+            LayerKind::Conv2d => "conv2d",
+            LayerKind::MaxPool2d => "max_pool2d",
+            LayerKind::AvgPool2d => "avg_pool2d",
+            LayerKind::GlobalAvgPool2d => "global_avg_pool2d",
+            LayerKind::BatchNorm => "batch_norm",
+            LayerKind::Flatten => "flatten",
         }
     }
 }
@@ -68,6 +89,11 @@ macro_rules! each {
         match $layer {
             Layer::Dense($l) => $e,
             Layer::Dropout($l) => $e,
+            Layer::Conv2d($l) => $e,
+            Layer::Pool2d($l) => $e,
+            Layer::GlobalAvgPool2d($l) => $e,
+            Layer::BatchNorm($l) => $e,
+            Layer::Flatten($l) => $e,
         }
     };
 }
@@ -87,16 +113,58 @@ impl DerefMut for Layer {
 }
 
 impl Layer {
-    /// The layer `spec` describes, taking samples of shape `input`.
-    pub fn from_spec(spec: &LayerSpec, input: &Shape, init: &mut Init<'_>) -> Self {
-        match *spec {
+    /// The layer `spec` describes, taking samples of shape `input`, or why
+    /// the two do not fit (which [`spec::Architecture::check`] rules out).
+    pub fn from_spec(
+        spec: &LayerSpec,
+        input: &Shape,
+        init: &mut Init<'_>,
+    ) -> Result<Self, LayerShapeError> {
+        // The shape walk is the one place that decides whether a spec fits.
+        spec::layer_output_shape(spec, input)?;
+        let geometry = || match spec::shapes::geometry(spec, input) {
+            Some(g) => g,
+            None => unreachable_geometry(spec),
+        };
+        Ok(match *spec {
             LayerSpec::Dense {
                 units,
                 activation,
                 use_bias,
             } => Layer::Dense(Dense::init(input.size(), units, activation, use_bias, init)),
             LayerSpec::Dropout { rate } => Layer::Dropout(Dropout { rate }),
-        }
+            LayerSpec::Conv2d {
+                padding,
+                activation,
+                use_bias,
+                ..
+            } => Layer::Conv2d(Conv2d::init(
+                geometry()?,
+                padding,
+                activation,
+                use_bias,
+                init,
+            )),
+            LayerSpec::MaxPool2d { padding, .. } => Layer::Pool2d(Pool2d {
+                kind: PoolKind::Max,
+                geometry: geometry()?,
+                padding,
+            }),
+            LayerSpec::AvgPool2d { padding, .. } => Layer::Pool2d(Pool2d {
+                kind: PoolKind::Avg,
+                geometry: geometry()?,
+                padding,
+            }),
+            LayerSpec::GlobalAvgPool2d => Layer::GlobalAvgPool2d(GlobalAvgPool2d {
+                input: input.clone(),
+            }),
+            LayerSpec::BatchNorm {
+                momentum,
+                epsilon,
+                activation,
+            } => Layer::BatchNorm(BatchNorm::new(input.clone(), momentum, epsilon, activation)),
+            LayerSpec::Flatten => Layer::Flatten(Flatten),
+        })
     }
 
     /// Every trainable tensor, weights before biases.
@@ -152,4 +220,12 @@ impl Layer {
             operation,
         })
     }
+}
+
+/// `geometry()` is `Some` for every windowed spec; this keeps the match total without a panic.
+fn unreachable_geometry(spec: &LayerSpec) -> Result<super::conv::Conv2dGeometry, LayerShapeError> {
+    Err(LayerShapeError {
+        field: None,
+        message: format!("a {} layer has no window", spec.type_name()),
+    })
 }

@@ -15,13 +15,17 @@
 
 pub mod activation;
 pub mod batch;
+pub mod batch_norm;
 pub mod compact;
+pub mod conv;
+pub mod conv2d;
 pub mod cpu;
 pub mod data;
 pub mod dense;
 pub mod distill;
 pub mod dropout;
 pub mod evaluation;
+pub mod flatten;
 pub mod gemm;
 pub mod init;
 pub mod layer;
@@ -31,6 +35,8 @@ pub mod model;
 pub mod optim;
 pub mod parallel;
 pub mod param;
+pub mod pool;
+pub mod pooling;
 pub mod predictor;
 pub mod prune;
 pub mod quant;
@@ -57,5 +63,7 @@ pub use trainer::{
     StepHook, fit, fit_with, fit_with_hook,
 };
 
+#[cfg(test)]
+mod cnn_tests;
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,7 @@ use super::layer::{BackwardPass, Init, Layer, UnsupportedLayer};
 use super::param::Param;
 use super::shape::Shape;
 use super::spec::Architecture;
+use crate::validation::Invalid;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sequential {
@@ -30,29 +31,35 @@ pub struct Forward {
 
 impl Sequential {
     /// A freshly initialised network; the same `seed` gives the same weights.
-    /// The architecture should have passed [`Architecture::check`].
+    ///
+    /// # Panics
+    /// If the layers do not chain, which [`Architecture::check`] rules out: call it
+    /// (or [`Self::try_new`]) on an architecture a client sent.
     pub fn new(architecture: &Architecture, seed: u64) -> Self {
+        Self::try_new(architecture, seed).expect("a checked architecture's layers chain")
+    }
+
+    /// [`Self::new`], or the first layer that cannot take its input.
+    pub fn try_new(architecture: &Architecture, seed: u64) -> Result<Self, Invalid> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         Self::build(architecture, Init::Random(&mut rng))
     }
 
     /// A network from given weights: one `(weight [in, out], bias [out])` per dense
-    /// layer, in order. Errors describe the first mismatch with the architecture,
-    /// or a layer with parameters that are not a dense matrix.
+    /// layer, in order. Other layers with parameters start at zero (a model file
+    /// loads them by name, see [`super::layer::LayerOps::tensors`]). Errors
+    /// describe the first mismatch with the architecture.
     pub fn from_weights(
         architecture: &Architecture,
         weights: Vec<(Array2<f32>, Option<Array1<f32>>)>,
     ) -> Result<Self, String> {
-        let mut model = Self::build(architecture, Init::Zeros);
+        let mut model = Self::build(architecture, Init::Zeros).map_err(|e| e.to_string())?;
         let mut it = weights.into_iter();
-        let mut width = architecture.input_dim;
         for (i, layer) in model.layers.iter_mut().enumerate() {
-            if !layer.has_params() {
+            let Some(d) = layer.as_dense_mut() else {
                 continue;
-            }
-            let d = layer
-                .dense_mut(i, "loading weight matrices")
-                .map_err(|e| e.to_string())?;
+            };
+            let width = d.inputs();
             let (w, b) = it
                 .next()
                 .ok_or_else(|| format!("layer {i} has no weights"))?;
@@ -81,7 +88,6 @@ impl Sequential {
                 }
                 (None, None) => {}
             }
-            width = d.units();
             d.weight = Param::new(w);
         }
         if it.next().is_some() {
@@ -91,23 +97,20 @@ impl Sequential {
     }
 
     /// Walks the architecture, making each layer for the shape the previous one gives.
-    fn build(architecture: &Architecture, mut init: Init<'_>) -> Self {
-        let mut shape = Shape::features(architecture.input_dim);
-        let layers = architecture
-            .layers
-            .iter()
-            .map(|spec| {
-                let layer = Layer::from_spec(spec, &shape, &mut init);
-                if let Ok(next) = layer.output_shape(&shape) {
-                    shape = next;
-                }
-                layer
-            })
-            .collect();
-        Self {
+    pub(crate) fn build(architecture: &Architecture, mut init: Init<'_>) -> Result<Self, Invalid> {
+        let mut shape = architecture.input();
+        let mut layers = Vec::with_capacity(architecture.layers.len());
+        for (i, spec) in architecture.layers.iter().enumerate() {
+            let layer = Layer::from_spec(spec, &shape, &mut init).map_err(|e| e.at(i))?;
+            shape = layer
+                .output_shape(&shape)
+                .map_err(|e| Invalid::one(format!("layers[{i}]"), e.to_string()))?;
+            layers.push(layer);
+        }
+        Ok(Self {
             architecture: architecture.clone(),
             layers,
-        }
+        })
     }
 
     /// A network from ready-made layers; the architecture is read off them.
@@ -116,10 +119,7 @@ impl Sequential {
     pub(crate) fn from_layers(input_dim: usize, layers: Vec<Layer>) -> Self {
         let specs = layers.iter().map(|l| l.spec()).collect();
         Self {
-            architecture: Architecture {
-                input_dim,
-                layers: specs,
-            },
+            architecture: Architecture::flat(input_dim, specs),
             layers,
         }
     }
@@ -371,7 +371,7 @@ impl Workspace {
     /// If the model's layers do not chain, which `Sequential`'s constructors rule out.
     pub fn new(model: &Sequential, capacity: usize) -> Self {
         let end = model.end();
-        let mut shape = Shape::features(model.input_dim());
+        let mut shape = model.architecture.input();
         let (mut shapes, mut scratch, mut a, mut g) = (vec![], vec![], vec![], vec![]);
         let rows = |s: Option<&Shape>| Array2::<f32>::zeros((capacity, s.map_or(0, Shape::size)));
         for layer in &model.layers[..end] {

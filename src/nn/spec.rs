@@ -1,8 +1,18 @@
 //! The Keras-like architecture description a client sends and a model file stores.
+//!
+//! Parsing lives in `raw` (so an error can name the exact field), the layer-by-
+//! layer shape walk in `shapes`; this file holds the types and their checks.
+
+mod raw;
+pub mod shapes;
 
 use serde::{Deserialize, Serialize};
 
 use crate::validation::{Checker, Invalid};
+
+pub use shapes::{LayerShapeError, layer_output_shape, layer_param_count};
+
+use super::shape::Shape;
 
 /// An element-wise (or, for softmax, row-wise) activation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -20,68 +30,95 @@ pub enum Activation {
     GeluErf,
 }
 
-/// One layer of a sequential network.
+/// How a window meets the border: `"valid"` (no padding), `"same"` (ONNX
+/// `SAME_UPPER`: output `ceil(in / stride)`, an odd total pad's extra row at the
+/// end) or explicit `[top, left, bottom, right]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(try_from = "raw::PaddingRepr", into = "raw::PaddingRepr")]
+pub enum Padding {
+    Valid,
+    Same,
+    Explicit([usize; 4]),
+}
+
+/// One layer of a sequential network. Images are `[channels, height, width]`.
 ///
-/// Deserialised through [`RawLayer`] rather than as an internally tagged enum:
+/// Deserialised through `raw::RawLayer` rather than as an internally tagged enum:
 /// serde buffers tagged content and loses the path of an error inside it, and a
 /// client should learn that `layers[2].activation` was wrong, not just `layers[2]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case", try_from = "RawLayer")]
+#[serde(tag = "type", rename_all = "snake_case", try_from = "raw::RawLayer")]
 pub enum LayerSpec {
-    /// `y = act(x · W + b)`, `W: [in, units]`.
+    /// `y = act(x · W + b)`, `W: [in, units]`; takes flat samples.
     Dense {
         units: usize,
-        #[serde(default = "default_activation")]
         activation: Activation,
-        #[serde(default = "default_true")]
         use_bias: bool,
     },
     /// Zeroes a fraction `rate` of activations while training (inverted dropout); identity at inference.
     Dropout { rate: f32 },
+    /// 2-D cross-correlation (ONNX `Conv`), weights `[filters, channels / groups, kh, kw]`;
+    /// depthwise when `groups` equals the input channels.
+    Conv2d {
+        filters: usize,
+        kernel_size: [usize; 2],
+        strides: [usize; 2],
+        padding: Padding,
+        dilation: [usize; 2],
+        groups: usize,
+        activation: Activation,
+        use_bias: bool,
+    },
+    /// The largest value of each window; padding never wins.
+    MaxPool2d {
+        pool_size: [usize; 2],
+        strides: [usize; 2],
+        padding: Padding,
+    },
+    /// The mean of each window over the positions inside the input (padding is not counted).
+    AvgPool2d {
+        pool_size: [usize; 2],
+        strides: [usize; 2],
+        padding: Padding,
+    },
+    /// `[C, H, W] → [C]`: the mean of each channel.
+    GlobalAvgPool2d,
+    /// Per-channel (or per-feature) normalization with learned scale and shift,
+    /// batch statistics while training, running statistics at inference
+    /// (`running ← momentum · running + (1 − momentum) · batch`, as Keras).
+    /// It must follow a `conv2d` or `dense` layer with a linear activation, so it
+    /// folds into that layer; `activation` is applied after it.
+    BatchNorm {
+        momentum: f32,
+        epsilon: f32,
+        activation: Activation,
+    },
+    /// `[C, H, W] → [C·H·W]`, channels-first order (free: the memory is unchanged).
+    Flatten,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum LayerType {
-    Dense,
-    Dropout,
-}
+impl LayerSpec {
+    /// The `type` a client writes.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            LayerSpec::Dense { .. } => "dense",
+            LayerSpec::Dropout { .. } => "dropout",
+            LayerSpec::Conv2d { .. } => "conv2d",
+            LayerSpec::MaxPool2d { .. } => "max_pool2d",
+            LayerSpec::AvgPool2d { .. } => "avg_pool2d",
+            LayerSpec::GlobalAvgPool2d => "global_avg_pool2d",
+            LayerSpec::BatchNorm { .. } => "batch_norm",
+            LayerSpec::Flatten => "flatten",
+        }
+    }
 
-/// Every field any layer type takes; [`LayerSpec`]'s `TryFrom` checks which apply.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLayer {
-    #[serde(rename = "type")]
-    kind: LayerType,
-    units: Option<usize>,
-    activation: Option<Activation>,
-    use_bias: Option<bool>,
-    rate: Option<f32>,
-}
-
-impl TryFrom<RawLayer> for LayerSpec {
-    type Error = String;
-
-    fn try_from(raw: RawLayer) -> Result<Self, String> {
-        match raw.kind {
-            LayerType::Dense => {
-                if raw.rate.is_some() {
-                    return Err("`rate` belongs to dropout layers, not dense ones".into());
-                }
-                Ok(LayerSpec::Dense {
-                    units: raw.units.ok_or("a dense layer needs `units`")?,
-                    activation: raw.activation.unwrap_or_else(default_activation),
-                    use_bias: raw.use_bias.unwrap_or_else(default_true),
-                })
-            }
-            LayerType::Dropout => {
-                if raw.units.is_some() || raw.activation.is_some() || raw.use_bias.is_some() {
-                    return Err("a dropout layer takes only `rate`".into());
-                }
-                Ok(LayerSpec::Dropout {
-                    rate: raw.rate.ok_or("a dropout layer needs `rate`")?,
-                })
-            }
+    /// The activation applied at the layer's output, for layers that have one.
+    pub fn activation(&self) -> Option<Activation> {
+        match self {
+            LayerSpec::Dense { activation, .. }
+            | LayerSpec::Conv2d { activation, .. }
+            | LayerSpec::BatchNorm { activation, .. } => Some(*activation),
+            _ => None,
         }
     }
 }
@@ -90,15 +127,16 @@ fn default_activation() -> Activation {
     Activation::Linear
 }
 
-fn default_true() -> bool {
-    true
-}
-
-/// `{"input_dim": 100, "layers": [...]}`.
+/// `{"input_dim": 100, "layers": [...]}` or `{"input_shape": [1, 28, 28], "layers": [...]}`.
+///
+/// `input_dim` is always the number of scalars per sample (the width of a
+/// dataset row); `input_shape` is present for image inputs, channels first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "raw::RawArchitecture")]
 pub struct Architecture {
     pub input_dim: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_shape: Option<Vec<usize>>,
     pub layers: Vec<LayerSpec>,
 }
 
@@ -120,7 +158,28 @@ impl Default for ArchitectureLimits {
     }
 }
 
+/// Scalars per sample allowed at any layer's output (an image input or a
+/// feature map): 16 Mi, a 3×2048×2048 image.
+const MAX_SAMPLE_SIZE: usize = 1 << 24;
+
 impl Architecture {
+    /// A flat-input architecture (`input_dim` features).
+    pub fn flat(input_dim: usize, layers: Vec<LayerSpec>) -> Self {
+        Self {
+            input_dim,
+            input_shape: None,
+            layers,
+        }
+    }
+
+    /// The per-sample input shape: `input_shape`, or `[input_dim]`.
+    pub fn input(&self) -> Shape {
+        match &self.input_shape {
+            Some(dims) => Shape::new(dims.clone()),
+            None => Shape::features(self.input_dim),
+        }
+    }
+
     /// The task the output layer implies for a network kiln did not define (an import):
     /// one sigmoid unit → binary, a softmax of two or more → multiclass, one linear unit →
     /// regression; anything else says nothing.
@@ -130,7 +189,7 @@ impl Architecture {
             LayerSpec::Dense {
                 units, activation, ..
             } => Some((*units, *activation)),
-            LayerSpec::Dropout { .. } => None,
+            _ => None,
         })?;
         match last {
             (1, Activation::Sigmoid) => Some(Task::Binary),
@@ -140,18 +199,19 @@ impl Architecture {
         }
     }
 
-    /// Width of the network's output (the last dense layer's units, or the input width).
+    /// Width of the network's output (the last dense layer's units, which
+    /// [`Self::check`] makes the head, or the input width).
     pub fn output_dim(&self) -> usize {
         self.dense_units().last().copied().unwrap_or(self.input_dim)
     }
 
-    /// The units of every dense layer, in order (dropout layers have none).
+    /// The units of every dense layer, in order.
     pub fn dense_units(&self) -> Vec<usize> {
         self.layers
             .iter()
             .filter_map(|l| match l {
                 LayerSpec::Dense { units, .. } => Some(*units),
-                LayerSpec::Dropout { .. } => None,
+                _ => None,
             })
             .collect()
     }
@@ -163,38 +223,71 @@ impl Architecture {
             .rev()
             .find_map(|l| match l {
                 LayerSpec::Dense { activation, .. } => Some(*activation),
-                LayerSpec::Dropout { .. } => None,
+                _ => None,
             })
             .unwrap_or(Activation::Linear)
     }
 
-    /// Number of trainable scalars.
+    /// Whether any layer works on images (the network is not a plain MLP).
+    pub fn has_spatial_layers(&self) -> bool {
+        self.input_shape.is_some()
+            || self
+                .layers
+                .iter()
+                .any(|l| !matches!(l, LayerSpec::Dense { .. } | LayerSpec::Dropout { .. }))
+    }
+
+    /// Number of trainable scalars (up to the first layer whose shapes do not
+    /// fit, on an architecture that has not passed [`Self::check`]).
     pub fn param_count(&self) -> u64 {
-        let mut width = self.input_dim as u64;
+        let mut shape = self.input();
         let mut total = 0u64;
         for layer in &self.layers {
-            if let LayerSpec::Dense {
-                units, use_bias, ..
-            } = layer
-            {
-                let units = *units as u64;
-                total = total
-                    .saturating_add(width.saturating_mul(units))
-                    .saturating_add(if *use_bias { units } else { 0 });
-                width = units;
+            total = total.saturating_add(layer_param_count(layer, &shape));
+            match layer_output_shape(layer, &shape) {
+                Ok(next) => shape = next,
+                Err(_) => break,
             }
         }
         total
     }
 
+    /// The per-sample output shape of every layer, or the first layer that
+    /// cannot take what the one before gives (field relative to the architecture).
+    pub fn shapes(&self) -> Result<Vec<Shape>, Invalid> {
+        let mut shape = self.input();
+        let mut out = Vec::with_capacity(self.layers.len());
+        for (i, layer) in self.layers.iter().enumerate() {
+            shape = layer_output_shape(layer, &shape).map_err(|e| e.at(i))?;
+            out.push(shape.clone());
+        }
+        Ok(out)
+    }
+
     /// Checks shape and size; errors name fields relative to the architecture object.
     pub fn check(&self, limits: &ArchitectureLimits) -> Result<(), Invalid> {
         let mut c = Checker::new();
-        c.require(
-            self.input_dim >= 1 && self.input_dim <= limits.max_units,
-            "input_dim",
-            format!("must be between 1 and {}", limits.max_units),
-        );
+        match &self.input_shape {
+            None => c.require(
+                self.input_dim >= 1 && self.input_dim <= limits.max_units,
+                "input_dim",
+                format!("must be between 1 and {}", limits.max_units),
+            ),
+            Some(dims) => {
+                c.require(
+                    dims.len() == 3,
+                    "input_shape",
+                    format!("must be [channels, height, width] (or use input_dim for flat input); found {dims:?}"),
+                );
+                c.require(
+                    dims.iter().all(|&d| d >= 1) && self.input_dim <= MAX_SAMPLE_SIZE,
+                    "input_shape",
+                    format!(
+                        "every dimension must be at least 1 and a sample at most {MAX_SAMPLE_SIZE} scalars"
+                    ),
+                );
+            }
+        }
         c.require(
             !self.layers.is_empty(),
             "layers",
@@ -205,29 +298,60 @@ impl Architecture {
             "layers",
             format!("at most {} layers are allowed", limits.max_layers),
         );
-        let mut dense = 0;
         for (i, layer) in self.layers.iter().enumerate() {
-            match layer {
-                LayerSpec::Dense { units, .. } => {
-                    dense += 1;
-                    c.require(
-                        *units >= 1 && *units <= limits.max_units,
-                        format!("layers[{i}].units"),
-                        format!("must be between 1 and {}", limits.max_units),
-                    );
-                }
-                LayerSpec::Dropout { rate } => c.require(
-                    rate.is_finite() && (0.0..1.0).contains(rate),
-                    format!("layers[{i}].rate"),
-                    "must be a number in [0, 1)",
-                ),
+            check_layer(&mut c, i, layer, limits);
+            if let LayerSpec::BatchNorm { .. } = layer {
+                let foldable = matches!(
+                    i.checked_sub(1).map(|p| &self.layers[p]),
+                    Some(
+                        LayerSpec::Dense {
+                            activation: Activation::Linear,
+                            ..
+                        } | LayerSpec::Conv2d {
+                            activation: Activation::Linear,
+                            ..
+                        }
+                    )
+                );
+                c.require(
+                    foldable,
+                    format!("layers[{i}]"),
+                    "a batch_norm must directly follow a conv2d or dense layer with a linear \
+                     activation, so it can be folded into that layer; put the activation on the \
+                     batch_norm",
+                );
             }
         }
-        c.require(
-            self.layers.is_empty() || dense > 0,
-            "layers",
-            "must contain at least one dense layer",
-        );
+        let head = self
+            .layers
+            .iter()
+            .rposition(|l| !matches!(l, LayerSpec::Dropout { .. }));
+        match head {
+            Some(h) => c.require(
+                matches!(self.layers[h], LayerSpec::Dense { .. }),
+                format!("layers[{h}]"),
+                "the last layer (dropout aside) must be dense: its units are the network's outputs",
+            ),
+            None => c.require(
+                self.layers.is_empty(),
+                "layers",
+                "must contain at least one dense layer",
+            ),
+        }
+        // The shape walk only makes sense over layers whose own fields are sound.
+        c.finish(())?;
+        let shapes = self.shapes()?;
+        let mut c = Checker::new();
+        if let Some(i) = shapes.iter().position(|s| s.size() > MAX_SAMPLE_SIZE) {
+            c.push(
+                format!("layers[{i}]"),
+                format!(
+                    "outputs {} scalars per sample ({}); the limit is {MAX_SAMPLE_SIZE}",
+                    shapes[i].size(),
+                    shapes[i]
+                ),
+            );
+        }
         let params = self.param_count();
         c.require(
             params <= limits.max_params,
@@ -241,80 +365,71 @@ impl Architecture {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_output_layer_implies_the_task_of_an_imported_network() {
-        use crate::nn::data::Task;
-        let with_head = |units: usize, activation: Activation| Architecture {
-            input_dim: 4,
-            layers: vec![
-                LayerSpec::Dense {
-                    units,
-                    activation,
-                    use_bias: true,
-                },
-                LayerSpec::Dropout { rate: 0.1 },
-            ],
-        };
-        assert_eq!(
-            with_head(1, Activation::Sigmoid).implied_task(),
-            Some(Task::Binary)
-        );
-        assert_eq!(
-            with_head(3, Activation::Softmax).implied_task(),
-            Some(Task::Multiclass)
-        );
-        assert_eq!(
-            with_head(1, Activation::Linear).implied_task(),
-            Some(Task::Regression)
-        );
-        assert_eq!(with_head(2, Activation::Sigmoid).implied_task(), None);
-        assert_eq!(with_head(1, Activation::Softmax).implied_task(), None);
-        assert_eq!(with_head(4, Activation::Relu).implied_task(), None);
-    }
-
-    fn seed() -> Architecture {
-        serde_json::from_str(
-            r#"{"input_dim": 100, "layers": [
-                {"type": "dense", "units": 64, "activation": "relu"},
-                {"type": "dropout", "rate": 0.2},
-                {"type": "dense", "units": 32, "activation": "relu"},
-                {"type": "dense", "units": 1, "activation": "sigmoid"}]}"#,
+/// The checks of one layer's own fields (its fit with its input is in [`Architecture::shapes`]).
+fn check_layer(c: &mut Checker, i: usize, layer: &LayerSpec, limits: &ArchitectureLimits) {
+    let field = |name: &str| format!("layers[{i}].{name}");
+    let window = |c: &mut Checker, name: &str, v: &[usize; 2]| {
+        c.require(
+            v.iter().all(|&k| (1..=limits.max_units).contains(&k)),
+            field(name),
+            format!("must be between 1 and {}; found {v:?}", limits.max_units),
         )
-        .expect("seed architecture parses")
-    }
-
-    #[test]
-    fn the_seed_architecture_has_the_keras_parameter_count() {
-        // Keras model.summary(): 6464 + 2080 + 33.
-        assert_eq!(seed().param_count(), 8577);
-        assert_eq!(seed().output_dim(), 1);
-        assert_eq!(seed().output_activation(), Activation::Sigmoid);
-        assert!(seed().check(&ArchitectureLimits::default()).is_ok());
-    }
-
-    #[test]
-    fn an_unknown_layer_type_or_activation_does_not_parse() {
-        let bad_layer = r#"{"input_dim": 2, "layers": [{"type": "conv9d", "units": 1}]}"#;
-        assert!(serde_json::from_str::<Architecture>(bad_layer).is_err());
-        let bad_act = r#"{"input_dim": 2, "layers": [{"type": "dense", "units": 1, "activation": "swishy"}]}"#;
-        assert!(serde_json::from_str::<Architecture>(bad_act).is_err());
-    }
-
-    #[test]
-    fn zero_units_and_a_dropout_rate_of_one_name_their_fields() {
-        let arch: Architecture = serde_json::from_str(
-            r#"{"input_dim": 2, "layers": [{"type": "dense", "units": 0}, {"type": "dropout", "rate": 1.0}]}"#,
-        )
-        .expect("parses");
-        let err = arch
-            .check(&ArchitectureLimits::default())
-            .expect_err("must be rejected");
-        let fields: Vec<_> = err.0.iter().map(|e| e.field.as_str()).collect();
-        assert!(fields.contains(&"layers[0].units"), "{fields:?}");
-        assert!(fields.contains(&"layers[1].rate"), "{fields:?}");
+    };
+    match layer {
+        LayerSpec::Dense { units, .. } => c.require(
+            *units >= 1 && *units <= limits.max_units,
+            field("units"),
+            format!("must be between 1 and {}", limits.max_units),
+        ),
+        LayerSpec::Dropout { rate } => c.require(
+            rate.is_finite() && (0.0..1.0).contains(rate),
+            field("rate"),
+            "must be a number in [0, 1)",
+        ),
+        LayerSpec::Conv2d {
+            filters,
+            kernel_size,
+            strides,
+            dilation,
+            groups,
+            ..
+        } => {
+            c.require(
+                *filters >= 1 && *filters <= limits.max_units,
+                field("filters"),
+                format!("must be between 1 and {}", limits.max_units),
+            );
+            window(c, "kernel_size", kernel_size);
+            window(c, "strides", strides);
+            window(c, "dilation", dilation);
+            c.require(*groups >= 1, field("groups"), "must be at least 1");
+        }
+        LayerSpec::MaxPool2d {
+            pool_size, strides, ..
+        }
+        | LayerSpec::AvgPool2d {
+            pool_size, strides, ..
+        } => {
+            window(c, "pool_size", pool_size);
+            window(c, "strides", strides);
+        }
+        LayerSpec::BatchNorm {
+            momentum, epsilon, ..
+        } => {
+            c.require(
+                momentum.is_finite() && (0.0..1.0).contains(momentum),
+                field("momentum"),
+                "must be a number in [0, 1)",
+            );
+            c.require(
+                epsilon.is_finite() && *epsilon > 0.0,
+                field("epsilon"),
+                "must be a positive number",
+            );
+        }
+        LayerSpec::GlobalAvgPool2d | LayerSpec::Flatten => {}
     }
 }
+
+#[cfg(test)]
+mod tests;

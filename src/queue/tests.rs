@@ -95,6 +95,7 @@ fn behaviour(job: &JobRecord, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
 fn architecture() -> Architecture {
     Architecture {
         input_dim: 2,
+        input_shape: None,
         layers: vec![LayerSpec::Dense {
             units: 1,
             activation: Activation::Sigmoid,

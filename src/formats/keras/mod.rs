@@ -46,10 +46,7 @@ pub fn import(bytes: &[u8], limits: &ArchitectureLimits) -> Result<ModelFile, In
         }
     }
     let plan = layers::plan(&model)?;
-    let architecture = Architecture {
-        input_dim: plan.input_dim,
-        layers: plan.layers,
-    };
+    let architecture = Architecture::flat(plan.input_dim, plan.layers);
     architecture
         .check(limits)
         .map_err(|e| name_layers(e, &plan.origins))?;

@@ -112,6 +112,7 @@ fn the_source_documents_sequential_model_predicts_as_keras_does() {
         file.meta.architecture,
         Architecture {
             input_dim: 100,
+            input_shape: None,
             layers: vec![
                 dense(64, Activation::Relu, true),
                 dense(32, Activation::Relu, true),
@@ -138,6 +139,7 @@ fn a_functional_chain_keeps_dropout_and_folds_its_activation_layer() {
         file.meta.architecture,
         Architecture {
             input_dim: 6,
+            input_shape: None,
             layers: vec![
                 dense(16, Activation::Tanh, true),
                 LayerSpec::Dropout { rate: 0.25 },

@@ -196,6 +196,7 @@ fn summary(arch: &Architecture, dtype: &str, quant: Option<&QuantConfig>) -> Str
                 }
             }
             LayerSpec::Dropout { rate } => s.push_str(&format!(" → dropout {rate} (omitted)")),
+            other => s.push_str(&format!(" → {}", other.type_name())),
         }
     }
     s.push_str(&format!("; dtype {dtype}"));

@@ -89,7 +89,7 @@ fn dense_layers(architecture: &Architecture) -> Vec<(usize, usize)> {
         .enumerate()
         .filter_map(|(i, l)| match l {
             LayerSpec::Dense { units, .. } => Some((i, *units)),
-            LayerSpec::Dropout { .. } => None,
+            _ => None,
         })
         .collect()
 }

@@ -35,6 +35,7 @@ pub fn shrink(teacher: &Architecture, factor: f64) -> Architecture {
         .collect();
     Architecture {
         input_dim: teacher.input_dim,
+        input_shape: teacher.input_shape.clone(),
         layers,
     }
 }

@@ -5,7 +5,7 @@
 //! layer kind is one file implementing [`LayerOps`] plus one line in `Layer`.
 //! Batches are `[n, shape.size()]` views (see [`crate::nn::shape`]).
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD};
 use rand_chacha::ChaCha8Rng;
 
 use super::LayerKind;
@@ -50,6 +50,18 @@ pub trait LayerOps {
 
     /// Same as [`Self::kernels`], mutable.
     fn kernels_mut(&mut self) -> &mut [Param];
+
+    /// What a model file stores for this layer, by name (`weight`, `bias`,
+    /// `running_mean`…): parameters and state, biases as vectors. Dense layers
+    /// keep their own path (CSR, int8) and return nothing here.
+    fn tensors(&self) -> Vec<(&'static str, ArrayViewD<'_, f32>)> {
+        Vec::new()
+    }
+
+    /// The tensor [`Self::tensors`] names `name`, to load into (same shape).
+    fn tensor_mut(&mut self, _name: &str) -> Option<ArrayViewMutD<'_, f32>> {
+        None
+    }
 
     /// The output sample shape for `input`, or why the layer cannot take it.
     fn output_shape(&self, input: &Shape) -> Result<Shape, ShapeError>;

@@ -46,6 +46,7 @@ pub(crate) async fn queue(store: &Store, max_attempts: i64) -> JobRecord {
 fn architecture() -> Architecture {
     Architecture {
         input_dim: 2,
+        input_shape: None,
         layers: vec![LayerSpec::Dense {
             units: 1,
             activation: Activation::Sigmoid,

@@ -124,7 +124,7 @@ pub fn import(bytes: &[u8], limits: &ArchitectureLimits) -> Result<ModelFile, In
             use_bias: l.b.is_some(),
         })
         .collect();
-    let architecture = Architecture { input_dim, layers };
+    let architecture = Architecture::flat(input_dim, layers);
     architecture.check(limits).map_err(|e| {
         Invalid(
             e.0.into_iter()

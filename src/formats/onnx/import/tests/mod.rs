@@ -43,7 +43,7 @@ fn activations(file: &crate::formats::model_file::ModelFile) -> Vec<(usize, Acti
                 activation,
                 use_bias,
             } => Some((*units, *activation, *use_bias)),
-            LayerSpec::Dropout { .. } => None,
+            _ => None,
         })
         .collect()
 }

@@ -1,0 +1,260 @@
+//! Whole-network tests of convolutional models: gradients through every image
+//! layer against finite differences, learning an image task, seeded
+//! reproducibility, batch-norm statistics and the model file round trip.
+
+use ndarray::{Array1, Array2};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::data::Task;
+use super::layer::Layer;
+use super::loss::Loss;
+use super::model::{Sequential, Workspace};
+use super::optim::{Adam, OptimizerConfig};
+use super::regularization::Regularization;
+use super::schedule::Schedule;
+use super::spec::{Architecture, ArchitectureLimits};
+use super::trainer::{FitConfig, fit};
+
+fn arch(json: &str) -> Architecture {
+    let a: Architecture = serde_json::from_str(json).expect("architecture parses");
+    a.check(&ArchitectureLimits::default())
+        .expect("architecture checks");
+    a
+}
+
+/// The training-mode loss (batch statistics), which is what backward differentiates.
+fn train_loss(model: &Sequential, x: &Array2<f32>, y: &Array1<f32>, loss: Loss) -> f64 {
+    let n = y.len();
+    let mut ws = Workspace::new(model, n);
+    ws.x.assign(x);
+    ws.y.assign(y);
+    model.forward_train(&mut ws, n, &mut ChaCha8Rng::seed_from_u64(0));
+    let uses_logits = loss.uses_logits(model.output_activation());
+    let (z, out, _, yb) = ws.head_mut(n);
+    loss.value(if uses_logits { z.view() } else { out.view() }, yb.view())
+}
+
+/// Every parameter gradient and the input gradient of the first layer, against
+/// central differences of the training loss.
+fn check_gradients(json: &str, n: usize, classes: usize, seed: u64) {
+    let a = arch(json);
+    let mut model = Sequential::new(&a, seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for p in model.params_mut() {
+        p.matrix_mut()
+            .map_inplace(|v| *v += (rng.random::<f32>() - 0.5) * 0.1);
+    }
+    let x = Array2::from_shape_fn((n, a.input_dim), |_| rng.random::<f32>() * 2.0 - 1.0);
+    let y = Array1::from_shape_fn(n, |i| (i % classes) as f32);
+    let loss = Loss::CategoricalCrossentropy;
+    let mut ws = Workspace::new(&model, n);
+    ws.x.assign(&x);
+    ws.y.assign(&y);
+    model.forward_train(&mut ws, n, &mut ChaCha8Rng::seed_from_u64(0));
+    let uses_logits = loss.uses_logits(model.output_activation());
+    let (z, out, g, yb) = ws.head_mut(n);
+    loss.value_and_grad(if uses_logits { z } else { out }, yb, g);
+    let probe = model.clone();
+    model.backward(&mut ws, n, uses_logits);
+    // Small enough that no max-pool window changes its winner.
+    let eps = 1e-3f32;
+    for pi in 0..probe.params().len() {
+        let grad = model.params()[pi].grad_matrix().to_owned();
+        for idx in ndarray::indices(grad.raw_dim()) {
+            let mut plus = probe.clone();
+            plus.params_mut()[pi].matrix_mut()[idx] += eps;
+            let mut minus = probe.clone();
+            minus.params_mut()[pi].matrix_mut()[idx] -= eps;
+            let numeric = (train_loss(&plus, &x, &y, loss) - train_loss(&minus, &x, &y, loss))
+                / (2.0 * eps as f64);
+            let analytic = grad[idx] as f64;
+            assert!(
+                (numeric - analytic).abs() < 2e-3 + 3e-2 * numeric.abs(),
+                "param {pi} {idx:?}: numeric {numeric}, analytic {analytic}"
+            );
+        }
+    }
+}
+
+#[test]
+fn conv_pool_and_dense_gradients_match_finite_differences() {
+    check_gradients(
+        r#"{"input_shape": [2, 7, 7], "layers": [
+            {"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": "same", "activation": "tanh"},
+            {"type": "max_pool2d", "pool_size": 2, "padding": "same"},
+            {"type": "conv2d", "filters": 4, "kernel_size": 2, "groups": 2, "strides": [1, 2], "activation": "tanh"},
+            {"type": "avg_pool2d", "pool_size": 2, "strides": 1},
+            {"type": "flatten"},
+            {"type": "dense", "units": 3, "activation": "softmax"}]}"#,
+        5,
+        3,
+        1,
+    );
+}
+
+#[test]
+fn batch_norm_and_global_pooling_gradients_match_finite_differences() {
+    check_gradients(
+        r#"{"input_shape": [3, 5, 5], "layers": [
+            {"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": [1, 0, 1, 0], "use_bias": false},
+            {"type": "batch_norm", "activation": "tanh", "epsilon": 0.01},
+            {"type": "conv2d", "filters": 3, "kernel_size": 1, "dilation": 1},
+            {"type": "global_avg_pool2d"},
+            {"type": "dense", "units": 4},
+            {"type": "batch_norm", "activation": "tanh"},
+            {"type": "dense", "units": 2, "activation": "softmax"}]}"#,
+        6,
+        2,
+        2,
+    );
+}
+
+/// 8×8 images holding one bar, vertical (class 0) or horizontal (class 1), at a random place, in noise.
+fn bars(n: usize, seed: u64) -> (Array2<f32>, Array1<f32>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut x = Array2::from_shape_fn((n, 64), |_| rng.random::<f32>() * 0.3);
+    let mut y = Array1::zeros(n);
+    for i in 0..n {
+        let horizontal = rng.random::<bool>();
+        let at = rng.random_range(1..7);
+        for k in 0..8 {
+            let (r, c) = if horizontal { (at, k) } else { (k, at) };
+            x[(i, r * 8 + c)] = 1.0;
+        }
+        y[i] = f32::from(u8::from(horizontal));
+    }
+    (x, y)
+}
+
+const SMALL_CNN: &str = r#"{"input_shape": [1, 8, 8], "layers": [
+    {"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": "same"},
+    {"type": "batch_norm", "activation": "relu"},
+    {"type": "max_pool2d", "pool_size": 2},
+    {"type": "flatten"},
+    {"type": "dense", "units": 2, "activation": "softmax"}]}"#;
+
+fn config(seed: u64) -> FitConfig {
+    FitConfig {
+        epochs: 8,
+        batch_size: 16,
+        optimizer: OptimizerConfig::Adam(Adam {
+            lr: 0.01,
+            ..Adam::default()
+        }),
+        schedule: Schedule::Constant,
+        loss: Loss::CategoricalCrossentropy,
+        regularization: Regularization::default(),
+        validation_split: 0.0,
+        early_stopping: None,
+        seed,
+        task: Task::Multiclass,
+    }
+}
+
+#[test]
+fn a_small_cnn_learns_bar_orientation_reproducibly_and_keeps_running_statistics() {
+    let (x, y) = bars(320, 1);
+    let train = |seed: u64| {
+        let mut model = Sequential::new(&arch(SMALL_CNN), seed);
+        fit(
+            &mut model,
+            x.view(),
+            y.view(),
+            &config(seed),
+            &mut |_| {},
+            &|| false,
+        )
+        .expect("trains");
+        model
+    };
+    let model = train(3);
+    let (tx, ty) = bars(200, 2);
+    let ev = super::evaluate(
+        &model,
+        tx.view(),
+        ty.view(),
+        Task::Multiclass,
+        2,
+        Loss::CategoricalCrossentropy,
+        64,
+    );
+    let accuracy = ev.main_metric();
+    assert!(accuracy >= 0.95, "accuracy {accuracy}");
+    // Seeded training is bit-reproducible, running statistics included.
+    let again = train(3);
+    assert_eq!(model, again);
+    assert_ne!(model.snapshot(), train(4).snapshot());
+    let Layer::BatchNorm(bn) = &model.layers()[1] else {
+        panic!("layer 1 is the batch norm")
+    };
+    assert!(
+        bn.running_var.iter().all(|v| *v > 0.0 && *v != 1.0),
+        "{:?}",
+        bn.running_var
+    );
+    assert!(bn.running_mean.iter().any(|v| *v != 0.0));
+}
+
+#[test]
+fn batch_norm_running_statistics_follow_the_momentum_rule() {
+    // One feature, batch [1, 3]: mean 2, biased var 1, unbiased 2.
+    let a = arch(
+        r#"{"input_dim": 1, "layers": [{"type": "dense", "units": 1, "use_bias": false},
+            {"type": "batch_norm", "momentum": 0.5}, {"type": "dense", "units": 1}]}"#,
+    );
+    let mut model = Sequential::new(&a, 0);
+    model.params_mut()[0].matrix_mut().fill(1.0);
+    let mut ws = Workspace::new(&model, 2);
+    ws.x.assign(&ndarray::array![[1.0], [3.0]]);
+    ws.y.assign(&ndarray::array![0.0, 0.0]);
+    model.forward_train(&mut ws, 2, &mut ChaCha8Rng::seed_from_u64(0));
+    ws.head_mut(2).2.fill(1.0);
+    model.backward(&mut ws, 2, false);
+    let Layer::BatchNorm(bn) = &model.layers()[1] else {
+        panic!("batch norm")
+    };
+    assert_eq!(bn.running_mean[0], 0.5 * 0.0 + 0.5 * 2.0);
+    assert_eq!(bn.running_var[0], 0.5 * 1.0 + 0.5 * 2.0);
+    // Inference: (x − 1) / √(1.5 + 0.001) with γ = 1, β = 0.
+    let (scale, shift) = bn.affine();
+    assert!((scale[0] - 1.0 / 1.501f32.sqrt()).abs() < 1e-6);
+    assert!((shift[0] + 1.0 / 1.501f32.sqrt()).abs() < 1e-6);
+}
+
+#[test]
+fn a_cnn_survives_the_model_file_with_its_running_statistics() {
+    use crate::formats::model_file::{self, ModelFile, ModelMeta};
+    let (x, y) = bars(64, 5);
+    let mut model = Sequential::new(&arch(SMALL_CNN), 1);
+    let mut cfg = config(1);
+    cfg.epochs = 1;
+    fit(&mut model, x.view(), y.view(), &cfg, &mut |_| {}, &|| false).expect("trains");
+    let file = ModelFile {
+        meta: ModelMeta::new(model.architecture().clone()),
+        model: model.clone(),
+    };
+    let bytes = model_file::encode(&file).expect("encodes");
+    let back = crate::formats::model::read(&bytes).expect("decodes");
+    assert_eq!(back.model.snapshot(), model.snapshot());
+    let (Layer::BatchNorm(a), Layer::BatchNorm(b)) = (&back.model.layers()[1], &model.layers()[1])
+    else {
+        panic!("batch norms")
+    };
+    assert_eq!(
+        (&a.running_mean, &a.running_var),
+        (&b.running_mean, &b.running_var)
+    );
+    assert_eq!(back.model.predict(x.view()), model.predict(x.view()));
+    // PyTorch's names and layouts.
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    assert_eq!(
+        st.tensor("layers.0.weight").expect("w").shape(),
+        &[4, 1, 3, 3]
+    );
+    assert_eq!(st.tensor("layers.1.running_var").expect("rv").shape(), &[4]);
+    assert_eq!(
+        st.tensor("layers.4.weight").expect("dense").shape(),
+        &[64, 2]
+    );
+}
