@@ -251,6 +251,7 @@ pub fn make_classification(spec: &ClassificationSpec) -> Result<Dataset, Invalid
             Task::Multiclass
         },
         classes,
+        input_shape: None,
     })
 }
 

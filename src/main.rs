@@ -162,6 +162,7 @@ fn measure(args: &MeasureArgs) -> Result<(), String> {
         task: None,
         max_rows: usize::MAX,
         max_features: usize::MAX,
+        ..Default::default()
     };
     let data = kiln::formats::dataset_file::parse_path(&args.data, &options)
         .map_err(|e| e.to_string())?

@@ -46,6 +46,9 @@ pub struct DatasetView {
     pub sha256: String,
     /// Size of the uploaded file.
     pub size_bytes: i64,
+    /// `[channels, height, width]` of one example for image datasets; absent for feature rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_shape: Option<Vec<usize>>,
 }
 
 impl From<DatasetRecord> for DatasetView {
@@ -62,6 +65,7 @@ impl From<DatasetRecord> for DatasetView {
             label_column: r.label_column,
             sha256: r.sha256,
             size_bytes: r.size_bytes,
+            input_shape: r.input_shape,
         }
     }
 }
@@ -78,6 +82,13 @@ pub struct DatasetUploadForm {
     pub label_column: Option<String>,
     /// `binary`, `multiclass` or `regression` (default: inferred from the labels).
     pub task: Option<String>,
+    /// How image values are ordered: `nchw` (channels first, the default) or `nhwc`
+    /// (channels last, as Keras and TensorFlow store them). Applies to an NPZ `x` of
+    /// shape `[N, C, H, W]` / `[N, H, W, C]` and to rows given an `input_shape`.
+    pub layout: Option<String>,
+    /// `[C, H, W]` (e.g. `[1, 28, 28]` or `1,28,28`): makes each CSV row (or 2-D NPZ
+    /// row) one image. For a 3-D or 4-D NPZ `x` it must agree with the array.
+    pub input_shape: Option<String>,
 }
 
 /// Upload a dataset.
@@ -90,8 +101,12 @@ pub async fn create_dataset(
     State(svc): State<Services>,
     multipart: Multipart,
 ) -> Result<impl IntoResponse, ApiError> {
-    let UploadForm { file, fields } =
-        read_upload_form(&svc, multipart, &["name", "label_column", "task"]).await?;
+    let UploadForm { file, fields } = read_upload_form(
+        &svc,
+        multipart,
+        &["name", "label_column", "task", "layout", "input_shape"],
+    )
+    .await?;
     let record = svc
         .create_dataset(
             file,
@@ -99,6 +114,8 @@ pub async fn create_dataset(
                 name: fields.get("name").cloned(),
                 label_column: fields.get("label_column").cloned(),
                 task: fields.get("task").cloned(),
+                layout: fields.get("layout").cloned(),
+                input_shape: fields.get("input_shape").cloned(),
             },
         )
         .await?;

@@ -1,6 +1,9 @@
 //! Uploaded dataset files (CSV or NPZ) into a checked [`Dataset`], and the
 //! normalised NPZ form the jobs read so they never parse CSV again.
 //!
+//! Images (an NPZ `x` of rank 3 or 4, or rows with an `input_shape`) are kept
+//! as rows flattened channels first, with their `[C, H, W]`; see [`super::layout`].
+//!
 //! Parsing works on the upload's bytes as the blob store hands them over (the
 //! blobs never give out a file path); the upload is held once, as those bytes,
 //! while it is parsed. All of it is CPU work: call inside `spawn_blocking`.
@@ -15,6 +18,7 @@ use std::path::Path;
 
 use ndarray::{Array1, Array2};
 
+use super::layout::{Layout, to_rows};
 use super::{csv, npz};
 use crate::nn::data::{Dataset, Task};
 use crate::validation::Invalid;
@@ -37,6 +41,10 @@ pub struct ParseOptions {
     pub task: Option<Task>,
     pub max_rows: usize,
     pub max_features: usize,
+    /// How image values are ordered (see [`layout`](super::layout)); channels first when absent.
+    pub layout: Option<Layout>,
+    /// `[C, H, W]` of one example: makes CSV and 2-D NPZ rows images.
+    pub input_shape: Option<Vec<usize>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,8 +120,9 @@ pub fn parse_bytes(content: &[u8], options: &ParseOptions) -> Result<ParsedDatas
             let features = table.feature_names.len();
             let x = Array2::from_shape_vec((table.rows, features), table.x)
                 .map_err(|e| Invalid::one("file", format!("inconsistent table: {e}")))?;
+            let (x, input_shape) = shape_rows(x, None, options)?;
             let y = Array1::from(table.y);
-            let dataset = build(x, y, options.task, "label_column")?;
+            let dataset = build(x, y, options.task, "label_column", input_shape)?;
             Ok(ParsedDataset {
                 dataset,
                 format,
@@ -128,8 +137,14 @@ pub fn parse_bytes(content: &[u8], options: &ParseOptions) -> Result<ParsedDatas
                     "applies to CSV files only; an NPZ file has its labels in `y`",
                 ));
             }
-            let (x, y) = npz::read_xy(content, options.max_rows, options.max_features)?;
-            let dataset = build(x, y, options.task, "file")?;
+            let read = npz::read_xy(
+                content,
+                options.max_rows,
+                options.max_features,
+                options.layout.unwrap_or_default(),
+            )?;
+            let (x, input_shape) = shape_rows(read.x, read.image_shape, options)?;
+            let dataset = build(x, read.y, options.task, "file", input_shape)?;
             Ok(ParsedDataset {
                 dataset,
                 format,
@@ -137,6 +152,45 @@ pub fn parse_bytes(content: &[u8], options: &ParseOptions) -> Result<ParsedDatas
                 feature_names: None,
             })
         }
+    }
+}
+
+/// Makes feature rows images when the upload says they are: `image_shape` is
+/// what an NPZ's array rank already said, `options.input_shape` what the
+/// client said; the two must agree, and a client's shape must cover each row.
+fn shape_rows(
+    x: Array2<f32>,
+    image_shape: Option<Vec<usize>>,
+    options: &ParseOptions,
+) -> Result<(Array2<f32>, Option<Vec<usize>>), Invalid> {
+    match (image_shape, &options.input_shape) {
+        (Some(found), Some(given)) if &found != given => Err(Invalid::one(
+            "input_shape",
+            format!(
+                "is {given:?}, but the file's images are {found:?} (channels first, read as {})",
+                options.layout.unwrap_or_default()
+            ),
+        )),
+        (Some(found), _) => Ok((x, Some(found))),
+        (None, Some(given)) => {
+            let size: usize = given.iter().product();
+            if size != x.ncols() {
+                return Err(Invalid::one(
+                    "input_shape",
+                    format!(
+                        "{given:?} holds {size} values, but each row has {} features",
+                        x.ncols()
+                    ),
+                ));
+            }
+            let rows = to_rows(x.into_dyn(), given, options.layout.unwrap_or_default())?;
+            Ok((rows, Some(given.clone())))
+        }
+        (None, None) if options.layout.is_some() => Err(Invalid::one(
+            "layout",
+            "applies to images only: give input_shape, or upload an NPZ whose x is [rows, H, W], [rows, C, H, W] or [rows, H, W, C]",
+        )),
+        (None, None) => Ok((x, None)),
     }
 }
 
@@ -195,6 +249,7 @@ fn build(
     y: Array1<f32>,
     task: Option<Task>,
     label_field: &str,
+    input_shape: Option<Vec<usize>>,
 ) -> Result<Dataset, Invalid> {
     let s = summarize(&y);
     let explicit = task.is_some();
@@ -248,6 +303,7 @@ fn build(
         y,
         task,
         classes,
+        input_shape,
     })
 }
 

@@ -7,6 +7,7 @@ pub mod dataset_file;
 pub mod detect;
 pub mod huffman;
 pub mod keras;
+pub mod layout;
 pub mod model;
 pub mod model_file;
 pub mod model_meta;

@@ -1,9 +1,11 @@
 //! NPZ datasets (NumPy `savez` / `savez_compressed`): `x` or `X` of shape
-//! `[rows, features]` (f32 or f64) and `y` of shape `[rows]` or `[rows, 1]`
+//! `[rows, features]` or images `[rows, H, W]`, `[rows, C, H, W]`, `[rows, H, W, C]`
+//! (any real or integer dtype) and `y` of shape `[rows]` or `[rows, 1]`
 //! (any real or integer dtype, or bool).
 //!
-//! Also kiln's own normalised form, which the jobs read: `x` f32, `y` f32 and
-//! the task and class count as one-element arrays, written uncompressed.
+//! Also kiln's own normalised form, which the jobs read: `x` f32 rows, `y` f32,
+//! the task and class count as one-element arrays, and `input_shape` for
+//! images, written uncompressed.
 
 use std::io::{Cursor, Read, Seek};
 
@@ -12,6 +14,7 @@ use ndarray_npy::{
     NpzReader, NpzWriter, ReadNpyError, ReadNpzError, ReadableElement, WriteNpzError,
 };
 
+use super::layout::{Layout, channels_first, to_rows};
 use crate::nn::data::{Dataset, Task};
 use crate::validation::Invalid;
 
@@ -139,12 +142,23 @@ fn read_any<R: Read + Seek>(npz: &mut NpzReader<R>, name: &str) -> Result<ArrayD
     )))
 }
 
-/// Features and raw labels of an uploaded NPZ's bytes. CPU bound: call inside `spawn_blocking`.
+/// What an uploaded NPZ holds: rows of features (images flattened channels
+/// first), raw labels, and the `[C, H, W]` of one image when `x` had one.
+pub struct NpzXy {
+    pub x: Array2<f32>,
+    pub y: Array1<f32>,
+    pub image_shape: Option<Vec<usize>>,
+}
+
+/// Features and raw labels of an uploaded NPZ's bytes: `x` is `[rows, features]`,
+/// or images `[rows, H, W]` / `[rows, C, H, W]` / `[rows, H, W, C]` ordered as
+/// `layout` says (see [`super::layout`]). CPU bound: call inside `spawn_blocking`.
 pub fn read_xy(
     content: &[u8],
     max_rows: usize,
     max_features: usize,
-) -> Result<(Array2<f32>, Array1<f32>), Invalid> {
+    layout: Layout,
+) -> Result<NpzXy, Invalid> {
     let mut npz = open(content)?;
     let names = npz.names().map_err(|e| invalid(describe(&e)))?;
     let x_name = ["x", "X"]
@@ -170,58 +184,25 @@ pub fn read_xy(
     let mut headers = Headers::open(content)?;
     let x_shape = headers.shape(x_name)?;
     let y_shape = headers.shape(y_name)?;
-    if let [rows, features] = x_shape[..] {
-        if rows > max_rows {
-            return Err(invalid(format!(
-                "has {rows} rows; at most {max_rows} are accepted"
-            )));
-        }
-        if features > max_features {
-            return Err(invalid(format!(
-                "has {features} features; at most {max_features} are accepted"
-            )));
-        }
-        if rows.checked_mul(features).is_none_or(|n| n > MAX_VALUES) {
-            return Err(invalid(format!(
-                "array `{x_name}` has {rows} × {features} values; at most {MAX_VALUES} are accepted"
-            )));
-        }
-        let y_rows = y_shape.first().copied().unwrap_or(0);
-        if matches!(y_shape[..], [_] | [_, 1]) && y_rows != rows {
-            return Err(invalid(format!(
-                "arrays `{x_name}` and `{y_name}` disagree on the number of rows: {rows} and {y_rows}"
-            )));
-        }
-        if y_shape.len() > 2 || y_shape.iter().skip(1).any(|&d| d != 1) {
-            return Err(invalid(format!(
-                "array `{y_name}` must have shape [rows] or [rows, 1]; it has shape {y_shape:?}"
-            )));
-        }
-    } else {
+    if !(2..=4).contains(&x_shape.len()) {
         return Err(invalid(format!(
-            "array `{x_name}` must have 2 dimensions [rows, features]; it has {} (shape {x_shape:?})",
+            "array `{x_name}` must have 2 dimensions [rows, features], or be images [rows, H, W], [rows, C, H, W] or [rows, H, W, C]; it has {} (shape {x_shape:?})",
             x_shape.len()
         )));
     }
-
-    let x = read_any(&mut npz, x_name)?;
-    let x = match x.ndim() {
-        2 => x
-            .into_dimensionality::<Ix2>()
-            .map_err(|e| invalid(format!("array `{x_name}`: {e}")))?,
-        n => {
-            return Err(invalid(format!(
-                "array `{x_name}` must have 2 dimensions [rows, features]; it has {n} (shape {:?})",
-                x.shape()
-            )));
-        }
+    let rows = x_shape[0];
+    let features = x_shape[1..]
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .unwrap_or(usize::MAX);
+    let image_shape = match x_shape.len() {
+        2 => None,
+        _ => Some(channels_first(&x_shape[1..], layout).ok_or_else(|| {
+            invalid(format!(
+                "array `{x_name}` of shape {x_shape:?} is not an image batch"
+            ))
+        })?),
     };
-    let (rows, features) = x.dim();
-    if rows == 0 || features == 0 {
-        return Err(invalid(format!(
-            "array `{x_name}` is empty (shape [{rows}, {features}])"
-        )));
-    }
     if rows > max_rows {
         return Err(invalid(format!(
             "has {rows} rows; at most {max_rows} are accepted"
@@ -229,9 +210,44 @@ pub fn read_xy(
     }
     if features > max_features {
         return Err(invalid(format!(
-            "has {features} features; at most {max_features} are accepted"
+            "has {features} features per row (shape {x_shape:?}); at most {max_features} are accepted"
         )));
     }
+    if rows.checked_mul(features).is_none_or(|n| n > MAX_VALUES) {
+        return Err(invalid(format!(
+            "array `{x_name}` has {rows} × {features} values; at most {MAX_VALUES} are accepted"
+        )));
+    }
+    let y_rows = y_shape.first().copied().unwrap_or(0);
+    if matches!(y_shape[..], [_] | [_, 1]) && y_rows != rows {
+        return Err(invalid(format!(
+            "arrays `{x_name}` and `{y_name}` disagree on the number of rows: {rows} and {y_rows}"
+        )));
+    }
+    if y_shape.len() > 2 || y_shape.iter().skip(1).any(|&d| d != 1) {
+        return Err(invalid(format!(
+            "array `{y_name}` must have shape [rows] or [rows, 1]; it has shape {y_shape:?}"
+        )));
+    }
+
+    let x = read_any(&mut npz, x_name)?;
+    if x.shape() != x_shape.as_slice() {
+        return Err(invalid(format!(
+            "array `{x_name}` has shape {:?}, not the {x_shape:?} its header says",
+            x.shape()
+        )));
+    }
+    if rows == 0 || features == 0 {
+        return Err(invalid(format!(
+            "array `{x_name}` is empty (shape {x_shape:?})"
+        )));
+    }
+    let x = match &image_shape {
+        None => x
+            .into_dimensionality::<Ix2>()
+            .map_err(|e| invalid(format!("array `{x_name}`: {e}")))?,
+        Some(shape) => to_rows(x, shape, layout)?,
+    };
     if let Some(pos) = x.iter().position(|v| !v.is_finite()) {
         return Err(invalid(format!(
             "array `{x_name}` holds a non-finite value (NaN or infinity, or a float64 too large for float32) at row {}, column {}",
@@ -262,7 +278,7 @@ pub fn read_xy(
             "array `{y_name}` holds a non-finite value at row {pos}"
         )));
     }
-    Ok((x, y))
+    Ok(NpzXy { x, y, image_shape })
 }
 
 fn list(names: &[String]) -> String {
@@ -301,6 +317,10 @@ pub fn write_npz(dataset: &Dataset) -> Result<Vec<u8>, WriteNpzError> {
     npz.add_array("y", &dataset.y)?;
     npz.add_array("task", &Array1::from_elem(1, task_code(dataset.task)))?;
     npz.add_array("classes", &Array1::from_elem(1, dataset.classes as u64))?;
+    if let Some(shape) = &dataset.input_shape {
+        let dims: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+        npz.add_array("input_shape", &Array1::from(dims))?;
+    }
     Ok(npz.finish()?.into_inner())
 }
 
@@ -331,10 +351,28 @@ pub fn read_npz(content: &[u8]) -> Result<Dataset, Invalid> {
     if x.nrows() != y.len() {
         return Err(invalid("arrays `x` and `y` disagree on the number of rows"));
     }
+    // Written only for image datasets (and absent from files older than them).
+    let names = npz.names().map_err(|e| invalid(describe(&e)))?;
+    let input_shape = if names.iter().any(|n| n == "input_shape") {
+        let dims: Array1<u64> = npz
+            .by_name("input_shape")
+            .map_err(|e| invalid(format!("array `input_shape` {}", describe(&e))))?;
+        let dims: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
+        if dims.iter().product::<usize>() != x.ncols() {
+            return Err(invalid(format!(
+                "array `input_shape` {dims:?} does not match {} features",
+                x.ncols()
+            )));
+        }
+        Some(dims)
+    } else {
+        None
+    };
     Ok(Dataset {
         x,
         y,
         task,
         classes,
+        input_shape,
     })
 }

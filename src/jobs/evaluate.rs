@@ -149,6 +149,7 @@ mod tests {
             y: Array1::from_shape_fn(20, |i| (i % 4) as f32),
             task: Task::Multiclass,
             classes: 4,
+            input_shape: None,
         };
         let m = run_on(ModelFile::untrained(&multi, 1), data);
         for key in [
@@ -167,6 +168,7 @@ mod tests {
             y: Array1::from_shape_fn(10, |i| i as f32),
             task: Task::Regression,
             classes: 0,
+            input_shape: None,
         };
         let m = run_on(ModelFile::untrained(&reg, 1), data);
         for key in ["mse", "mae", "r2", "loss"] {

@@ -55,6 +55,7 @@ pub(crate) fn blobs(rows: usize, features: usize, seed: u64) -> Dataset {
         y,
         task: Task::Binary,
         classes: 2,
+        input_shape: None,
     }
 }
 

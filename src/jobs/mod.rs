@@ -45,6 +45,12 @@ pub enum JobKind {
 }
 
 impl JobKind {
+    /// Whether the job's algorithm knows the convolutional layer kinds. The
+    /// others are refused at submission rather than failing once queued.
+    pub fn runs_on_images(self) -> bool {
+        matches!(self, JobKind::Train | JobKind::Evaluate | JobKind::Distill)
+    }
+
     pub const ALL: &'static [JobKind] = &[
         JobKind::Train,
         JobKind::Evaluate,
@@ -90,12 +96,14 @@ pub trait JobContext: Send + Sync {
 
 /// The shape of a dataset as the store knows it, enough to check job parameters
 /// against it before the job is queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatasetShape {
     pub rows: usize,
     pub features: usize,
     pub classes: usize,
     pub task: Task,
+    /// `[C, H, W]` of one example for image datasets.
+    pub input_shape: Option<Vec<usize>>,
 }
 
 /// Configured ceilings on job parameters.
@@ -229,6 +237,15 @@ pub fn check_params(
     limits: &JobLimits,
 ) -> Result<Value, Invalid> {
     let (p, a, d, e, l) = (params, architecture, dataset, eval_dataset, limits);
+    if !kind.runs_on_images() && a.has_spatial_layers() {
+        return Err(Invalid::one(
+            "model",
+            format!(
+                "{} does not run on convolutional networks yet (conv2d, pooling, batch_norm or flatten layers); train, evaluate and distill do",
+                kind.as_str()
+            ),
+        ));
+    }
     match kind {
         JobKind::Train => json(params::validate_train(p, a, d, e, l)),
         JobKind::Evaluate => json(params::validate_evaluate(p, a, d, l)),

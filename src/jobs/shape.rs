@@ -10,5 +10,6 @@ pub(crate) fn shape_of(d: &Dataset) -> DatasetShape {
         features: d.features(),
         classes: d.classes,
         task: d.task,
+        input_shape: d.input_shape.clone(),
     }
 }

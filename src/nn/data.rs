@@ -45,6 +45,9 @@ pub struct Dataset {
     pub task: Task,
     /// Number of classes (2 for binary, 0 for regression).
     pub classes: usize,
+    /// `[channels, height, width]` of one example when the rows are images, each
+    /// row flattened channels first; `None` for plain feature rows.
+    pub input_shape: Option<Vec<usize>>,
 }
 
 impl Dataset {

@@ -382,6 +382,7 @@ async fn the_production_executor_loads_the_model_and_dataset_blobs_and_runs_an_e
         y: ndarray::array![0.0f32, 1.0, 0.0, 1.0],
         task: Task::Binary,
         classes: 2,
+        input_shape: None,
     };
     let data_blob = env
         .blobs
@@ -403,6 +404,7 @@ async fn the_production_executor_loads_the_model_and_dataset_blobs_and_runs_an_e
             size_bytes: 10,
             data_sha256: data_blob.sha256,
             feature_names: None,
+            input_shape: None,
         })
         .await
         .unwrap();

@@ -7,6 +7,7 @@ use super::page::PageRequest;
 use super::{ServiceError, Services, Upload, blocking};
 use crate::blobs::BlobBackend;
 use crate::formats::dataset_file::{self, ParseOptions};
+use crate::formats::layout::{Layout, parse_input_shape};
 use crate::nn::data::Task;
 use crate::store::{Catalog, DatasetRecord, NewDatasetRecord};
 use crate::validation::{Checker, Invalid};
@@ -20,6 +21,10 @@ pub struct NewDataset {
     pub name: Option<String>,
     pub label_column: Option<String>,
     pub task: Option<String>,
+    /// `nchw` (the default) or `nhwc`: how image values are ordered.
+    pub layout: Option<String>,
+    /// `[C, H, W]` of one example, for CSV or 2-D NPZ rows that are images.
+    pub input_shape: Option<String>,
 }
 
 /// Checks a resource name, falling back to `default`.
@@ -70,6 +75,20 @@ impl Services {
                 task
             }
         };
+        let given = |f: Option<String>| f.filter(|v| !v.trim().is_empty());
+        let layout = given(req.layout).and_then(|l| {
+            let layout = Layout::parse(&l);
+            c.require(layout.is_some(), "layout", "must be nchw or nhwc");
+            layout
+        });
+        let input_shape = match given(req.input_shape).map(|s| parse_input_shape(&s)) {
+            Some(Ok(shape)) => Some(shape),
+            Some(Err(e)) => {
+                c.extend(e);
+                None
+            }
+            None => None,
+        };
         let default_name = upload.filename.clone().unwrap_or_else(|| "dataset".into());
         let name = match check_name(req.name, &default_name) {
             Ok(n) => n,
@@ -86,6 +105,8 @@ impl Services {
             task,
             max_rows: self.settings.limits.max_rows,
             max_features: self.settings.limits.max_features,
+            layout,
+            input_shape,
         };
         let content = self.blobs.read(&upload.blob.sha256).await?;
         let parsed = blocking(move || {
@@ -113,6 +134,7 @@ impl Services {
                 size_bytes: upload.blob.size_bytes as i64,
                 data_sha256: data.sha256,
                 feature_names: parsed.feature_names,
+                input_shape: ds.input_shape.clone(),
             })
             .await?;
         tracing::info!(dataset_id = %record.id, rows = record.rows, features = record.features, task = %record.task, "dataset created");

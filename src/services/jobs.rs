@@ -45,6 +45,7 @@ fn shape(record: &DatasetRecord) -> Result<DatasetShape, ServiceError> {
         features: record.features as usize,
         classes: record.classes as usize,
         task,
+        input_shape: record.input_shape.clone(),
     })
 }
 

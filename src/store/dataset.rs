@@ -25,6 +25,8 @@ pub struct DatasetRecord {
     /// sha256 of the normalised NPZ blob the jobs read.
     pub data_sha256: String,
     pub feature_names: Option<Vec<String>>,
+    /// `[C, H, W]` of one example for image datasets.
+    pub input_shape: Option<Vec<usize>>,
 }
 
 /// What `insert_dataset` writes; `created_at` is set by the store.
@@ -42,4 +44,6 @@ pub struct NewDatasetRecord {
     pub size_bytes: i64,
     pub data_sha256: String,
     pub feature_names: Option<Vec<String>>,
+    /// `[C, H, W]` of one example for image datasets.
+    pub input_shape: Option<Vec<usize>>,
 }

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod blob_gc;
+mod cnn;
 mod distill;
 mod download;
 mod helpers;

@@ -13,6 +13,8 @@ fn options() -> ParseOptions {
         task: None,
         max_rows: 1000,
         max_features: 100,
+        layout: None,
+        input_shape: None,
     }
 }
 
@@ -348,6 +350,7 @@ fn the_normalised_form_reads_back_exactly() {
         y: array![0.0f32, 2.0],
         task: Task::Multiclass,
         classes: 3,
+        input_shape: None,
     };
     let bytes = write_npz(&dataset).unwrap();
     assert_eq!(read_npz(&bytes).unwrap(), dataset);
@@ -397,4 +400,121 @@ fn an_npz_header_claiming_an_absurd_shape_is_rejected_before_anything_is_allocat
     let (field, msg) = error(&bytes, &options());
     assert_eq!(field, "file");
     assert!(msg.contains("rows; at most 1000"), "{msg}");
+}
+
+fn image_npz(x: ndarray::ArrayD<f32>, rows: usize) -> Vec<u8> {
+    npz_bytes(|w| {
+        w.add_array("x", &x).unwrap();
+        w.add_array("y", &Array1::from_shape_fn(rows, |i| (i % 2) as f32))
+            .unwrap();
+    })
+}
+
+#[test]
+fn image_npz_arrays_become_channels_first_rows_with_their_shape() {
+    use ndarray::Array;
+    // [N, H, W]: one channel.
+    let x = Array::from_shape_fn((4, 2, 3), |(n, h, w)| (n * 100 + h * 10 + w) as f32);
+    let parsed = parse(&image_npz(x.into_dyn(), 4), &options()).unwrap();
+    assert_eq!(parsed.dataset.input_shape, Some(vec![1, 2, 3]));
+    assert_eq!(parsed.dataset.features(), 6);
+    assert_eq!(
+        parsed.dataset.x.row(3).to_vec(),
+        [300., 301., 302., 310., 311., 312.]
+    );
+
+    // [N, H, W, C] named as such: channel c of pixel (h, w) lands at c·H·W + h·W + w.
+    let nhwc = Array::from_shape_fn((2, 2, 2, 3), |(n, h, w, c)| {
+        (n * 1000 + c * 100 + h * 10 + w) as f32
+    });
+    let opts = ParseOptions {
+        layout: Some(Layout::Nhwc),
+        ..options()
+    };
+    let parsed = parse(&image_npz(nhwc.clone().into_dyn(), 2), &opts).unwrap();
+    assert_eq!(parsed.dataset.input_shape, Some(vec![3, 2, 2]));
+    let expected: Vec<f32> = (0..3)
+        .flat_map(|c| {
+            (0..2).flat_map(move |h| (0..2).map(move |w| (1000 + c * 100 + h * 10 + w) as f32))
+        })
+        .collect();
+    assert_eq!(parsed.dataset.x.row(1).to_vec(), expected);
+
+    // The same array read with the default layout is [C=2, H=2, W=3].
+    let parsed = parse(&image_npz(nhwc.into_dyn(), 2), &options()).unwrap();
+    assert_eq!(parsed.dataset.input_shape, Some(vec![2, 2, 3]));
+
+    // The normalised form keeps the shape.
+    let back = read_npz(&write_npz(&parsed.dataset).unwrap()).unwrap();
+    assert_eq!(back, parsed.dataset);
+}
+
+#[test]
+fn csv_rows_are_images_when_given_an_input_shape() {
+    let csv = b"p0,p1,p2,p3,label\n0,1,2,3,0\n4,5,6,7,1\n";
+    let opts = ParseOptions {
+        input_shape: Some(vec![1, 2, 2]),
+        ..options()
+    };
+    let parsed = parse(csv, &opts).unwrap();
+    assert_eq!(parsed.dataset.input_shape, Some(vec![1, 2, 2]));
+    assert_eq!(parsed.dataset.x, array![[0., 1., 2., 3.], [4., 5., 6., 7.]]);
+    // Channels-last rows: [H=1, W=2, C=2] → [C, H, W].
+    let opts = ParseOptions {
+        input_shape: Some(vec![2, 1, 2]),
+        layout: Some(Layout::Nhwc),
+        ..options()
+    };
+    let parsed = parse(csv, &opts).unwrap();
+    assert_eq!(parsed.dataset.x, array![[0., 2., 1., 3.], [4., 6., 5., 7.]]);
+    assert!(
+        parse(csv, &options())
+            .unwrap()
+            .dataset
+            .input_shape
+            .is_none()
+    );
+}
+
+#[test]
+fn image_shapes_that_do_not_fit_the_file_are_rejected_by_field() {
+    use ndarray::Array;
+    let csv = b"p0,p1,p2,p3,label\n0,1,2,3,0\n4,5,6,7,1\n";
+    let wrong_size = ParseOptions {
+        input_shape: Some(vec![1, 3, 3]),
+        ..options()
+    };
+    let (field, msg) = error(csv, &wrong_size);
+    assert_eq!(field, "input_shape");
+    assert!(
+        msg.contains("9 values") && msg.contains("4 features"),
+        "{msg}"
+    );
+
+    let layout_alone = ParseOptions {
+        layout: Some(Layout::Nhwc),
+        ..options()
+    };
+    let (field, msg) = error(csv, &layout_alone);
+    assert_eq!(field, "layout");
+    assert!(msg.contains("input_shape"), "{msg}");
+
+    let x = Array::<f32, _>::zeros((2, 1, 2, 2)).into_dyn();
+    let disagrees = ParseOptions {
+        input_shape: Some(vec![2, 2, 1]),
+        ..options()
+    };
+    let (field, msg) = error(&image_npz(x, 2), &disagrees);
+    assert_eq!(field, "input_shape");
+    assert!(msg.contains("[1, 2, 2]"), "{msg}");
+
+    let five_d = Array::<f32, _>::zeros((2, 1, 1, 2, 2)).into_dyn();
+    let (field, msg) = error(&image_npz(five_d, 2), &options());
+    assert_eq!(field, "file");
+    assert!(msg.contains("[rows, C, H, W]"), "{msg}");
+
+    let too_wide = Array::<f32, _>::zeros((2, 1, 20, 20)).into_dyn();
+    let (field, msg) = error(&image_npz(too_wide, 2), &options());
+    assert_eq!(field, "file");
+    assert!(msg.contains("400 features"), "{msg}");
 }

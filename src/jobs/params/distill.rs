@@ -300,6 +300,7 @@ mod tests {
             features: 20,
             classes: 3,
             task: Task::Multiclass,
+            input_shape: None,
         }
     }
 

@@ -90,6 +90,7 @@ mod test_support {
             features,
             classes: 2,
             task: Task::Binary,
+            input_shape: None,
         }
     }
 

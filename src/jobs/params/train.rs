@@ -35,6 +35,16 @@ pub fn check_compatibility(
             data.features
         ),
     );
+    if let (Some(model), Some(images)) = (&architecture.input_shape, &data.input_shape) {
+        c.require(
+            model == images,
+            field,
+            format!(
+                "the model expects images of shape {model:?} (channels, height, width); the {}'s are {images:?}",
+                field.replace('_', " ")
+            ),
+        );
+    }
     c.require(data.rows >= 1, field, "the dataset has no rows");
     match data.task {
         Task::Binary => {
@@ -405,6 +415,7 @@ mod tests {
             features: 100,
             classes: 10,
             task: Task::Multiclass,
+            input_shape: None,
         };
         let err = validate_train(
             &json!({}),
@@ -434,6 +445,32 @@ mod tests {
         )
         .expect_err("eval width mismatch");
         assert_eq!(err.0[0].field, "eval_dataset");
+    }
+
+    #[test]
+    fn a_model_and_dataset_of_different_image_shapes_do_not_fit() {
+        let cnn: Architecture = serde_json::from_value(json!({
+            "input_shape": [1, 4, 4],
+            "layers": [{"type": "conv2d", "filters": 2, "kernel_size": 3, "activation": "relu"},
+                       {"type": "flatten"},
+                       {"type": "dense", "units": 1, "activation": "sigmoid"}]}))
+        .unwrap();
+        let images = |shape: Vec<usize>| DatasetShape {
+            features: 16,
+            input_shape: Some(shape),
+            ..binary(16)
+        };
+        let limits = JobLimits::default();
+        let ok = validate_train(&json!({}), &cnn, &images(vec![1, 4, 4]), None, &limits);
+        assert!(ok.is_ok(), "{:?}", ok.err());
+        // Flat rows of the right width are accepted: the model reads them as its shape.
+        assert!(validate_train(&json!({}), &cnn, &binary(16), None, &limits).is_ok());
+        let err = validate_train(&json!({}), &cnn, &images(vec![4, 2, 2]), None, &limits)
+            .expect_err("same size, other shape");
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert_eq!(err.0[0].field, "dataset");
+        assert!(err.0[0].message.contains("[1, 4, 4]"), "{err}");
+        assert!(err.0[0].message.contains("[4, 2, 2]"), "{err}");
     }
 
     #[test]

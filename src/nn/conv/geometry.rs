@@ -48,13 +48,23 @@ pub enum ConvError {
         filters: usize,
     },
     #[error(
-        "a {kernel:?} window (dilated to {effective:?}) does not fit the padded input {padded:?}"
+        "a {kernel:?} window{} does not fit the padded input {padded:?}",
+        dilated_note(.kernel, .effective)
     )]
     KernelTooLarge {
         kernel: [usize; 2],
         effective: [usize; 2],
         padded: [usize; 2],
     },
+}
+
+/// ` (dilated to [h, w])`, said only when dilation made the window larger.
+fn dilated_note(kernel: &[usize; 2], effective: &[usize; 2]) -> String {
+    if kernel == effective {
+        String::new()
+    } else {
+        format!(" (dilated to {effective:?})")
+    }
 }
 
 impl ConvError {

@@ -32,8 +32,13 @@ impl std::fmt::Display for LayerShapeError {
 }
 
 fn conv_error(kind: &str, input: &Shape, e: ConvError) -> LayerShapeError {
+    // Pools share the conv geometry; their window field is `pool_size`.
+    let field = match e.field() {
+        Some("kernel_size") if kind != "conv2d" => Some("pool_size"),
+        field => field,
+    };
     LayerShapeError {
-        field: e.field(),
+        field,
         message: format!("a {kind} layer given samples of shape {input}: {e}"),
     }
 }

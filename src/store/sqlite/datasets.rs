@@ -13,8 +13,9 @@ pub(super) async fn insert_dataset(
 ) -> Result<DatasetRecord, StoreError> {
     let record: DatasetRow = sqlx::query_as(
         "INSERT INTO datasets (id, name, created_at, format, task, rows, features, classes,
-                                   label_column, sha256, size_bytes, data_sha256, feature_names)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                   label_column, sha256, size_bytes, data_sha256, feature_names,
+                                   input_shape)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              RETURNING *",
     )
     .bind(new.id)
@@ -30,6 +31,7 @@ pub(super) async fn insert_dataset(
     .bind(new.size_bytes)
     .bind(new.data_sha256)
     .bind(new.feature_names.map(Json))
+    .bind(new.input_shape.map(Json))
     .fetch_one(pool)
     .await?;
     Ok(record.into())

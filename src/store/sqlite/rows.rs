@@ -132,6 +132,7 @@ pub(super) struct DatasetRow {
     size_bytes: i64,
     data_sha256: String,
     feature_names: Option<Json<Vec<String>>>,
+    input_shape: Option<Json<Vec<usize>>>,
 }
 
 impl From<DatasetRow> for DatasetRecord {
@@ -150,6 +151,7 @@ impl From<DatasetRow> for DatasetRecord {
             size_bytes: r.size_bytes,
             data_sha256: r.data_sha256,
             feature_names: r.feature_names.map(|f| f.0),
+            input_shape: r.input_shape.map(|s| s.0),
         }
     }
 }

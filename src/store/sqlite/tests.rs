@@ -87,6 +87,7 @@ fn new_dataset() -> NewDatasetRecord {
         size_bytes: 120,
         data_sha256: "c".repeat(64),
         feature_names: Some(vec!["a".into(), "b".into()]),
+        input_shape: None,
     }
 }
 
@@ -357,6 +358,14 @@ async fn datasets_and_models_round_trip_and_answer_whether_they_are_in_use() {
             .unwrap(),
         ["a", "b"]
     );
+    assert_eq!(d.input_shape, None);
+    let images = NewDatasetRecord {
+        input_shape: Some(vec![2, 1, 1]),
+        ..new_dataset()
+    };
+    let images = store.insert_dataset(images).await.unwrap();
+    let back = store.get_dataset(images.id).await.unwrap().unwrap();
+    assert_eq!(back.input_shape, Some(vec![2, 1, 1]));
     let m = store.insert_model(new_model(None)).await.unwrap();
     assert_eq!(
         store.get_model(m.id).await.unwrap().unwrap().architecture,
@@ -507,10 +516,15 @@ async fn upgrading_backfills_job_models_so_queued_jobs_keep_their_models_in_use(
     let dir = tempfile::tempdir().unwrap();
     let store = Store::connect(dir.path()).await.unwrap();
     // The schema as it was before `job_models`, with a distill job already queued.
+    let job_models = MIGRATOR
+        .iter()
+        .find(|m| m.description == "job models")
+        .map(|m| m.version)
+        .unwrap();
     let before = MIGRATOR
         .iter()
-        .filter(|m| m.description != "job models")
         .map(|m| m.version)
+        .filter(|&v| v < job_models)
         .max()
         .unwrap();
     MIGRATOR.run_to(before, store.pool()).await.unwrap();
