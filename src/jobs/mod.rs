@@ -48,7 +48,10 @@ impl JobKind {
     /// Whether the job's algorithm knows the convolutional layer kinds. The
     /// others are refused at submission rather than failing once queued.
     pub fn runs_on_images(self) -> bool {
-        matches!(self, JobKind::Train | JobKind::Evaluate | JobKind::Distill)
+        matches!(
+            self,
+            JobKind::Train | JobKind::Evaluate | JobKind::Distill | JobKind::Prune
+        )
     }
 
     pub const ALL: &'static [JobKind] = &[
@@ -241,7 +244,7 @@ pub fn check_params(
         return Err(Invalid::one(
             "model",
             format!(
-                "{} does not run on convolutional networks yet (conv2d, pooling, batch_norm or flatten layers); train, evaluate and distill do",
+                "{} does not run on convolutional networks yet (conv2d, pooling, batch_norm or flatten layers); train, evaluate, prune (magnitude) and distill do",
                 kind.as_str()
             ),
         ));

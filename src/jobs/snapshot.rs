@@ -42,7 +42,7 @@ pub fn score_keeping_outputs(model: &Sequential, data: &Dataset) -> (Evaluation,
     )
 }
 
-/// One dense layer's weights and how many are non-zero.
+/// One dense or conv2d layer's weights and how many are non-zero.
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerSparsityReport {
     pub layer: usize,

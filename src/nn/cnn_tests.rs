@@ -258,3 +258,109 @@ fn a_cnn_survives_the_model_file_with_its_running_statistics() {
         &[64, 2]
     );
 }
+
+/// Two convolutions (36 and 72 weights) between a batch norm and the output
+/// dense layer (32·2): what magnitude pruning ranks and what it leaves alone.
+const TWO_CONV: &str = r#"{"input_shape": [1, 8, 8], "layers": [
+    {"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": "same", "use_bias": false},
+    {"type": "batch_norm", "activation": "relu"},
+    {"type": "conv2d", "filters": 2, "kernel_size": 3, "padding": "same", "activation": "relu"},
+    {"type": "max_pool2d", "pool_size": 2},
+    {"type": "flatten"},
+    {"type": "dense", "units": 2, "activation": "softmax"}]}"#;
+
+#[test]
+fn magnitude_pruning_ranks_conv_filters_with_one_global_threshold() {
+    use super::prune::{MagnitudeConfig, Scope, layer_sparsity, magnitude_masks, set_masks};
+    let mut model = Sequential::new(&arch(TWO_CONV), 2);
+    let before = model.clone();
+    let cfg = MagnitudeConfig {
+        sparsity: 0.5,
+        scope: Scope::Global,
+        overrides: Default::default(),
+    };
+    let masks = magnitude_masks(&model, &cfg).expect("conv layers are prunable");
+    // Both convolutions, not the output layer; a mask per filter row.
+    let shapes: Vec<(usize, Vec<usize>)> = masks
+        .iter()
+        .map(|(i, m)| (*i, m.shape().to_vec()))
+        .collect();
+    assert_eq!(shapes, vec![(0, vec![4, 9]), (2, vec![2, 36])]);
+    set_masks(&mut model, &masks);
+    let stats = layer_sparsity(&model);
+    let pruned: Vec<(usize, u64, u64)> = stats
+        .iter()
+        .map(|s| (s.layer, s.weights, s.nonzero))
+        .collect();
+    // round(0.5 · (36 + 72)) = 54 zeros, wherever the smallest |w| are.
+    assert_eq!(pruned[0].1 + pruned[1].1, 108);
+    assert_eq!(pruned[0].2 + pruned[1].2, 54);
+    assert_eq!(pruned[2], (5, 64, 64), "the output layer stays dense");
+    // One threshold: every zeroed weight was no larger than every kept one.
+    let (mut max_cut, mut min_kept) = (0.0f32, f32::INFINITY);
+    for i in [0, 2] {
+        let (old, new) = (
+            before.layers()[i].kernel().expect("k"),
+            model.layers()[i].kernel().expect("k"),
+        );
+        for (&w, &p) in old.value().iter().zip(new.value().iter()) {
+            if p == 0.0 {
+                max_cut = max_cut.max(w.abs());
+            } else {
+                assert_eq!(p, w, "kept weights are untouched");
+                min_kept = min_kept.min(w.abs());
+            }
+        }
+    }
+    assert!(max_cut <= min_kept, "{max_cut} > {min_kept}");
+    // Batch norm's scale and shift are not pruned.
+    assert_eq!(model.layers()[1].params(), before.layers()[1].params());
+}
+
+#[test]
+fn gradual_pruning_of_a_cnn_keeps_masked_filters_at_zero_and_still_learns() {
+    use super::prune::{GradualMagnitude, MagnitudeConfig, PruneSchedule, Scope, layer_sparsity};
+    use super::trainer::fit_with_hook;
+    let (x, y) = bars(320, 7);
+    let mut model = Sequential::new(&arch(TWO_CONV), 3);
+    let cfg = MagnitudeConfig {
+        sparsity: 0.6,
+        scope: Scope::PerLayer,
+        overrides: Default::default(),
+    };
+    let schedule = PruneSchedule::Polynomial {
+        initial_sparsity: 0.0,
+        begin_step: 0,
+        frequency: 10,
+        pruning_steps: 8,
+    };
+    let mut hook = GradualMagnitude::new(&model, cfg, schedule).expect("prunable");
+    let mut fit_cfg = config(3);
+    fit_cfg.epochs = 10;
+    fit_with_hook(
+        &mut model,
+        x.view(),
+        y.view(),
+        &fit_cfg,
+        &mut |_| {},
+        &mut hook,
+        &|| false,
+    )
+    .expect("trains");
+    assert!(hook.events().len() >= 8, "{:?}", hook.events());
+    let stats = layer_sparsity(&model);
+    // Per layer: round(0.6 · 36) = 22 and round(0.6 · 72) = 43 zeros, held
+    // through every optimizer step after the last cut.
+    assert_eq!((stats[0].nonzero, stats[1].nonzero), (36 - 22, 72 - 43));
+    let (tx, ty) = bars(200, 8);
+    let ev = super::evaluate(
+        &model,
+        tx.view(),
+        ty.view(),
+        Task::Multiclass,
+        2,
+        Loss::CategoricalCrossentropy,
+        64,
+    );
+    assert!(ev.main_metric() >= 0.9, "accuracy {}", ev.main_metric());
+}

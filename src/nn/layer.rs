@@ -181,6 +181,27 @@ impl Layer {
         out
     }
 
+    /// The weight tensor of a layer that multiplies its input by one (dense and
+    /// conv2d): what element-wise optimizations such as magnitude pruning act
+    /// on. Biases and batch-norm scales are left out: few, and each shifts or
+    /// scales a whole channel.
+    pub fn kernel(&self) -> Option<&Param> {
+        match self {
+            Layer::Dense(d) => Some(&d.weight),
+            Layer::Conv2d(c) => Some(&c.weight),
+            _ => None,
+        }
+    }
+
+    /// Mutable form of [`Self::kernel`].
+    pub fn kernel_mut(&mut self) -> Option<&mut Param> {
+        match self {
+            Layer::Dense(d) => Some(&mut d.weight),
+            Layer::Conv2d(c) => Some(&mut c.weight),
+            _ => None,
+        }
+    }
+
     /// The dense layer, for algorithms that only exist for dense layers; see
     /// [`Self::dense`] for the checked form.
     pub fn as_dense(&self) -> Option<&Dense> {

@@ -157,6 +157,15 @@ impl Sequential {
             .filter_map(|(i, l)| l.as_dense().map(|d| (i, d)))
     }
 
+    /// `(layer index, weight tensor)` for every dense and conv2d layer; see
+    /// [`Layer::kernel`].
+    pub fn kernel_layers(&self) -> impl Iterator<Item = (usize, &Param)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| l.kernel().map(|k| (i, k)))
+    }
+
     /// The dense layers for `operation`, an algorithm that only knows dense
     /// layers: any other layer with parameters is refused, not passed over.
     pub fn dense_only(

@@ -10,9 +10,9 @@
 //!               "begin_step": 0, "end_step": …, "frequency": …},
 //!  "fine_tune": {…train params…}}              // absent: no fine-tuning
 //! ```
-//! Magnitude pruning zeroes weights of every hidden dense layer (biases are never
-//! pruned; the output layer only when it has an override). Neuron pruning
-//! removes whole hidden units. The polynomial schedule (Zhu & Gupta 2017) prunes
+//! Magnitude pruning zeroes weights of every dense and conv2d layer (biases and
+//! batch-norm scales are never pruned; the output layer only when it has an
+//! override). Neuron pruning removes whole hidden units of dense networks. The polynomial schedule (Zhu & Gupta 2017) prunes
 //! during fine-tuning, so it needs `fine_tune`; by default it runs from step 0
 //! to 75 % of the fine-tuning steps, pruning about 20 times.
 
@@ -81,14 +81,18 @@ pub struct ValidPruneParams {
     pub fine_tune: Option<ValidTrainParams>,
 }
 
-/// Dense layers `(index, units)`, in order.
-fn dense_layers(architecture: &Architecture) -> Vec<(usize, usize)> {
+/// Layers with a kernel `(index, units or filters)`, in order: dense layers,
+/// and conv2d layers for magnitude pruning, which ranks their weights alike.
+fn kernel_layers(architecture: &Architecture, method: PruneMethod) -> Vec<(usize, usize)> {
     architecture
         .layers
         .iter()
         .enumerate()
         .filter_map(|(i, l)| match l {
             LayerSpec::Dense { units, .. } => Some((i, *units)),
+            LayerSpec::Conv2d { filters, .. } if method == PruneMethod::Magnitude => {
+                Some((i, *filters))
+            }
             _ => None,
         })
         .collect()
@@ -154,7 +158,13 @@ pub fn validate_prune(
         );
     }
 
-    let dense = dense_layers(architecture);
+    if method == PruneMethod::Neurons && architecture.has_spatial_layers() {
+        c.push(
+            "params.method",
+            "removing units (\"neurons\") does not run on convolutional networks yet; \"magnitude\" prunes their conv2d and dense weights",
+        );
+    }
+    let dense = kernel_layers(architecture, method);
     let output = dense.last().map(|&(i, _)| i);
     let hidden: Vec<(usize, usize)> = dense
         .iter()
@@ -178,7 +188,13 @@ pub fn validate_prune(
         match dense.iter().find(|&&(i, _)| i == index) {
             None => c.push(
                 field,
-                format!("layer {index} is not a dense layer of this model"),
+                format!(
+                    "layer {index} is not a {} layer of this model",
+                    match method {
+                        PruneMethod::Magnitude => "dense or conv2d",
+                        PruneMethod::Neurons => "dense",
+                    }
+                ),
             ),
             Some(&(i, _)) if method == PruneMethod::Neurons && Some(i) == output => c.push(
                 field,

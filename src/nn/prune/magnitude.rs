@@ -1,4 +1,7 @@
-//! Unstructured magnitude pruning: zero the dense weights of smallest `|w|`.
+//! Unstructured magnitude pruning: zero the kernel weights (dense and conv2d)
+//! of smallest `|w|`. A convolution's kernel `[filters, channels, kh, kw]` is
+//! ranked through its matrix view, one row per filter, so the same masks,
+//! rankings and ties serve both kinds.
 //!
 //! Pruning only writes [`Param::mask`](crate::nn::param::Param): the optimizer
 //! re-applies masks after every step, so fine-tuning keeps pruned weights at
@@ -10,9 +13,9 @@ use std::collections::BTreeMap;
 
 use ndarray::Array2;
 
-use crate::nn::dense::Dense;
-use crate::nn::layer::UnsupportedLayer;
+use crate::nn::layer::{LayerKind, UnsupportedLayer};
 use crate::nn::model::Sequential;
+use crate::nn::param::Param;
 
 /// Where the sparsity budget applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +37,7 @@ pub struct MagnitudeConfig {
     pub overrides: BTreeMap<usize, f32>,
 }
 
-/// Zero count and size of one dense layer's weight matrix.
+/// Zero count and size of one layer's kernel (dense or conv2d).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerSparsity {
     pub layer: usize,
@@ -43,25 +46,32 @@ pub struct LayerSparsity {
     pub sparsity: f64,
 }
 
-/// Every dense layer but the output layer, plus the output layer when it has an
-/// override: the output layer is small and every class depends on its fan-in,
-/// so it stays dense unless asked.
-/// A layer with parameters that is not dense is refused: masks are planned per
-/// dense kernel, and passing over a layer would leave it silently unpruned.
 /// The operation named when a layer kind is refused.
 const OPERATION: &str = "magnitude pruning";
 
+/// Every kernel layer (dense, conv2d) but the output layer, plus the output
+/// layer when it has an override: the output layer is small and every class
+/// depends on its fan-in, so it stays dense unless asked.
+/// A layer with parameters that has no kernel and is not a batch norm (whose
+/// per-channel scale and shift are left alone, as biases are) is refused:
+/// passing over it would leave it silently unpruned.
 pub fn prunable_layers(
     model: &Sequential,
     overrides: &BTreeMap<usize, f32>,
 ) -> Result<Vec<usize>, UnsupportedLayer> {
-    let dense: Vec<usize> = model
-        .dense_only(OPERATION)?
-        .into_iter()
-        .map(|(i, _)| i)
-        .collect();
-    let last = dense.last().copied();
-    Ok(dense
+    for (index, layer) in model.layers().iter().enumerate() {
+        let kind = layer.kind();
+        if layer.has_params() && layer.kernel().is_none() && kind != LayerKind::BatchNorm {
+            return Err(UnsupportedLayer {
+                index,
+                kind,
+                operation: OPERATION,
+            });
+        }
+    }
+    let kernels: Vec<usize> = model.kernel_layers().map(|(i, _)| i).collect();
+    let last = kernels.last().copied();
+    Ok(kernels
         .into_iter()
         .filter(|&i| Some(i) != last || overrides.contains_key(&i))
         .collect())
@@ -79,13 +89,13 @@ pub fn magnitude_masks(
     model: &Sequential,
     cfg: &MagnitudeConfig,
 ) -> Result<Vec<(usize, Array2<f32>)>, UnsupportedLayer> {
-    let layers: Vec<(usize, &Dense)> = prunable_layers(model, &cfg.overrides)?
+    let layers: Vec<(usize, &Param)> = prunable_layers(model, &cfg.overrides)?
         .into_iter()
-        .filter_map(|i| model.layers()[i].as_dense().map(|d| (i, d)))
+        .filter_map(|i| model.layers()[i].kernel().map(|k| (i, k)))
         .collect();
     let mut masks: Vec<(usize, Array2<f32>)> = layers
         .iter()
-        .map(|(i, d)| (*i, Array2::ones(d.weight.matrix().raw_dim())))
+        .map(|(i, k)| (*i, Array2::ones(k.matrix().raw_dim())))
         .collect();
     let ranked_alone = |i: usize| cfg.scope == Scope::PerLayer || cfg.overrides.contains_key(&i);
 
@@ -113,18 +123,16 @@ pub fn magnitude_masks(
     Ok(masks)
 }
 
-/// Sets each `(layer, mask)` as that layer's weight mask and zeroes the pruned
-/// weights. Entries naming no dense layer, or of the wrong shape, are skipped.
+/// Sets each `(layer, mask)` as that layer's kernel mask (over its matrix
+/// view) and zeroes the pruned weights. Entries naming no kernel layer, or of
+/// the wrong shape, are skipped.
 pub fn set_masks(model: &mut Sequential, masks: &[(usize, Array2<f32>)]) {
     for (i, mask) in masks {
-        if let Some(d) = model
-            .layers_mut()
-            .get_mut(*i)
-            .and_then(|l| l.as_dense_mut())
-            && mask.raw_dim() == d.weight.matrix().raw_dim()
+        if let Some(k) = model.layers_mut().get_mut(*i).and_then(|l| l.kernel_mut())
+            && mask.raw_dim() == k.matrix().raw_dim()
         {
-            d.weight.set_mask(mask.clone());
-            d.weight.apply_mask();
+            k.set_mask(mask.clone());
+            k.apply_mask();
         }
     }
 }
@@ -136,13 +144,13 @@ pub fn clear_masks(model: &mut Sequential) {
     }
 }
 
-/// Weight sparsity of every dense layer (biases excluded).
+/// Weight sparsity of every kernel layer (biases excluded).
 pub fn layer_sparsity(model: &Sequential) -> Vec<LayerSparsity> {
     model
-        .dense_layers()
-        .map(|(layer, d)| {
-            let weights = d.weight.len() as u64;
-            let nonzero = d.weight.nonzero();
+        .kernel_layers()
+        .map(|(layer, k)| {
+            let weights = k.len() as u64;
+            let nonzero = k.nonzero();
             let sparsity = if weights == 0 {
                 0.0
             } else {
@@ -164,19 +172,19 @@ pub(crate) fn target(s: f32, n: usize) -> usize {
     ((s as f64 * n as f64).round() as usize).min(n)
 }
 
-/// Calls `f(index, key)` for every weight of `d` in row-major order; the key is
+/// Calls `f(index, key)` for every weight of `k` in row-major order; the key is
 /// 0 for weights already zero or masked and `|w|` otherwise.
-fn for_each_key(d: &Dense, mut f: impl FnMut((usize, usize), f32)) {
-    let mask = d.weight.mask_matrix();
-    for (ix, &w) in d.weight.matrix().indexed_iter() {
+fn for_each_key(k: &Param, mut f: impl FnMut((usize, usize), f32)) {
+    let mask = k.mask_matrix();
+    for (ix, &w) in k.matrix().indexed_iter() {
         let pruned = mask.is_some_and(|m| m[ix] == 0.0);
         f(ix, if pruned { 0.0 } else { w.abs() });
     }
 }
 
-fn keys_of(d: &Dense) -> Vec<f32> {
-    let mut keys = Vec::with_capacity(d.weight.len());
-    for_each_key(d, |_, k| keys.push(k));
+fn keys_of(k: &Param) -> Vec<f32> {
+    let mut keys = Vec::with_capacity(k.len());
+    for_each_key(k, |_, key| keys.push(key));
     keys
 }
 
@@ -209,11 +217,11 @@ impl Cut {
     }
 }
 
-/// Zeroes in `mask` the weights of `d` below the cut, spending `ties` on keys
+/// Zeroes in `mask` the weights of `k` below the cut, spending `ties` on keys
 /// equal to the threshold in row-major order.
-fn mark(d: &Dense, mask: &mut Array2<f32>, threshold: Option<f32>, ties: &mut usize) {
+fn mark(k: &Param, mask: &mut Array2<f32>, threshold: Option<f32>, ties: &mut usize) {
     let Some(t) = threshold else { return };
-    for_each_key(d, |ix, key| match key.total_cmp(&t) {
+    for_each_key(k, |ix, key| match key.total_cmp(&t) {
         Ordering::Less => mask[ix] = 0.0,
         Ordering::Equal if *ties > 0 => {
             *ties -= 1;
