@@ -12,7 +12,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 fashion_mnist_session
-KILN_BIN="${KILN_BIN:-$REPO_ROOT/target/release/kiln}"
+KILN_BIN="${KILN_BIN:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/kiln}"
 PY="${PYTHON:-python3}"
 [[ -x "$REPO_ROOT/.ci/.venv/bin/python" ]] && PY="$REPO_ROOT/.ci/.venv/bin/python"
 

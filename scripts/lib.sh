@@ -24,7 +24,7 @@ start_server() {
     local work="$1" deadline
     echo "building the release binary…" >&2
     (cd "$REPO_ROOT" && cargo build --release --locked -q --bin kiln)
-    KILN_BIN="${KILN_BIN:-$REPO_ROOT/target/release/kiln}"
+    KILN_BIN="${KILN_BIN:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/kiln}"
     # Port 0: the OS picks a free port; `kiln serve` prints the address once it is ready.
     KILN_LISTEN=127.0.0.1:0 KILN_DATA_DIR="$work/data" KILN_WORKERS="${KILN_WORKERS:-1}" \
         "$KILN_BIN" serve >"$work/server.log" 2>&1 &

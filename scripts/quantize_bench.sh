@@ -11,6 +11,6 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 fashion_mnist_session
-KILN_BIN="${KILN_BIN:-$REPO_ROOT/target/release/kiln}"
+KILN_BIN="${KILN_BIN:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/kiln}"
 
 python3 "$SCRIPTS_DIR/quantize_bench.py" "$KILN_URL" "$D" "$T" "$work" "$KILN_BIN" "$work/test.npz"
