@@ -127,6 +127,13 @@ fn bars(n: usize, seed: u64) -> (Array2<f32>, Array1<f32>) {
     (x, y)
 }
 
+/// Accuracy on 200 fresh bar images drawn with `seed`.
+fn bars_accuracy(model: &Sequential, seed: u64) -> f64 {
+    let (x, y) = bars(200, seed);
+    let loss = Loss::CategoricalCrossentropy;
+    super::evaluate(model, x.view(), y.view(), Task::Multiclass, 2, loss, 64).main_metric()
+}
+
 const SMALL_CNN: &str = r#"{"input_shape": [1, 8, 8], "layers": [
     {"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": "same"},
     {"type": "batch_norm", "activation": "relu"},
@@ -169,17 +176,7 @@ fn a_small_cnn_learns_bar_orientation_reproducibly_and_keeps_running_statistics(
         model
     };
     let model = train(3);
-    let (tx, ty) = bars(200, 2);
-    let ev = super::evaluate(
-        &model,
-        tx.view(),
-        ty.view(),
-        Task::Multiclass,
-        2,
-        Loss::CategoricalCrossentropy,
-        64,
-    );
-    let accuracy = ev.main_metric();
+    let accuracy = bars_accuracy(&model, 2);
     assert!(accuracy >= 0.95, "accuracy {accuracy}");
     // Seeded training is bit-reproducible, running statistics included.
     let again = train(3);
@@ -352,15 +349,6 @@ fn gradual_pruning_of_a_cnn_keeps_masked_filters_at_zero_and_still_learns() {
     // Per layer: round(0.6 · 36) = 22 and round(0.6 · 72) = 43 zeros, held
     // through every optimizer step after the last cut.
     assert_eq!((stats[0].nonzero, stats[1].nonzero), (36 - 22, 72 - 43));
-    let (tx, ty) = bars(200, 8);
-    let ev = super::evaluate(
-        &model,
-        tx.view(),
-        ty.view(),
-        Task::Multiclass,
-        2,
-        Loss::CategoricalCrossentropy,
-        64,
-    );
-    assert!(ev.main_metric() >= 0.9, "accuracy {}", ev.main_metric());
+    let accuracy = bars_accuracy(&model, 8);
+    assert!(accuracy >= 0.9, "accuracy {accuracy}");
 }
