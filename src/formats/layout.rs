@@ -92,6 +92,13 @@ pub fn to_rows(x: ArrayD<f32>, shape: &[usize], layout: Layout) -> Result<Array2
             format!("must be [channels, height, width]; found {shape:?}"),
         ));
     };
+    // A Fortran-ordered `.npy` arrives with column-major strides; the reshapes
+    // below read row-major order, so make it standard first (a no-op otherwise).
+    let x = if x.is_standard_layout() {
+        x
+    } else {
+        x.as_standard_layout().into_owned()
+    };
     let nchw = match layout {
         Layout::Nchw => x,
         Layout::Nhwc => {
@@ -141,6 +148,19 @@ mod tests {
         let flat = array![[0., 100., 1., 101.]].into_dyn(); // [H=1, W=2, C=2]
         let rows = to_rows(flat, &[2, 1, 2], Layout::Nhwc).unwrap();
         assert_eq!(rows, array![[0., 1., 100., 101.]]);
+    }
+
+    #[test]
+    fn column_major_arrays_give_the_same_rows() {
+        let x = Array::from_shape_fn((2, 2, 3), |(n, h, w)| (n * 100 + h * 10 + w) as f32);
+        let fortran = x.t().as_standard_layout().into_owned().reversed_axes();
+        assert_eq!(fortran, x);
+        assert!(!fortran.is_standard_layout());
+        let shape = [1, 2, 3];
+        assert_eq!(
+            to_rows(fortran.into_dyn(), &shape, Layout::Nchw).unwrap(),
+            to_rows(x.into_dyn(), &shape, Layout::Nchw).unwrap()
+        );
     }
 
     #[test]

@@ -78,7 +78,11 @@ impl Services {
         let given = |f: Option<String>| f.filter(|v| !v.trim().is_empty());
         let layout = given(req.layout).and_then(|l| {
             let layout = Layout::parse(&l);
-            c.require(layout.is_some(), "layout", "must be nchw or nhwc");
+            c.require(
+                layout.is_some(),
+                "layout",
+                "must be nchw (channels_first) or nhwc (channels_last)",
+            );
             layout
         });
         let input_shape = match given(req.input_shape).map(|s| parse_input_shape(&s)) {

@@ -12,9 +12,10 @@
 //! ```
 //! Magnitude pruning zeroes weights of every dense and conv2d layer (biases and
 //! batch-norm scales are never pruned; the output layer only when it has an
-//! override). Neuron pruning removes whole hidden units of dense networks. The polynomial schedule (Zhu & Gupta 2017) prunes
-//! during fine-tuning, so it needs `fine_tune`; by default it runs from step 0
-//! to 75 % of the fine-tuning steps, pruning about 20 times.
+//! override). Neuron pruning removes whole hidden units of dense networks. The
+//! polynomial schedule (Zhu & Gupta 2017) prunes during fine-tuning, so it needs
+//! `fine_tune`; by default it runs from step 0 to 75 % of the fine-tuning steps,
+//! pruning about 20 times.
 
 use std::collections::BTreeMap;
 
