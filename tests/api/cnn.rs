@@ -236,7 +236,11 @@ async fn bad_image_uploads_name_their_field() {
     let app = spawn_app().await;
     let csv = b"a,b,c,d,label\n0,1,2,3,0\n3,2,1,0,1\n".to_vec();
     for (fields, field, says) in [
-        (vec![("layout", "hwc")], "layout", "nchw or nhwc"),
+        (
+            vec![("layout", "hwc")],
+            "layout",
+            "must be nchw (channels_first) or nhwc",
+        ),
         (vec![("layout", "nhwc")], "layout", "input_shape"),
         (
             vec![("input_shape", "[1, 3, 3]")],
