@@ -26,6 +26,7 @@ pub mod distill;
 pub mod dropout;
 pub mod evaluation;
 pub mod flatten;
+pub mod fold;
 pub mod gemm;
 pub mod init;
 pub mod layer;

@@ -124,6 +124,19 @@ impl Sequential {
         }
     }
 
+    /// A network over the same input as `self` made of `layers` (which must
+    /// chain from that input); the architecture is read off them.
+    pub(crate) fn with_layers(&self, layers: Vec<Layer>) -> Self {
+        Self {
+            architecture: Architecture {
+                input_dim: self.architecture.input_dim,
+                input_shape: self.architecture.input_shape.clone(),
+                layers: layers.iter().map(|l| l.spec()).collect(),
+            },
+            layers,
+        }
+    }
+
     pub fn architecture(&self) -> &Architecture {
         &self.architecture
     }

@@ -201,8 +201,13 @@ impl Architecture {
 
     /// Width of the network's output (the last dense layer's units, which
     /// [`Self::check`] makes the head, or the input width).
+    /// Values per sample of the network's output (the last layer's shape, flat).
     pub fn output_dim(&self) -> usize {
-        self.dense_units().last().copied().unwrap_or(self.input_dim)
+        match self.shapes() {
+            Ok(shapes) => shapes.last().map_or(self.input().size(), Shape::size),
+            // An architecture that does not chain: its last dense layer is the best guess.
+            Err(_) => self.dense_units().last().copied().unwrap_or(self.input_dim),
+        }
     }
 
     /// The units of every dense layer, in order.

@@ -79,7 +79,7 @@ const fn op(
     }
 }
 
-use AttributeType::{Float, Int, String as Str};
+use AttributeType::{Float, Int, Ints, String as Str};
 
 /// Every operator kiln writes, default domain.
 const OPS: &[OpSpec] = &[
@@ -123,6 +123,63 @@ const OPS: &[OpSpec] = &[
         &[attr("axis", Int), attr("block_size", Int)],
     ),
     op("DynamicQuantizeLinear", 11, (1, 1), (3, 3), &[]),
+    op(
+        "Conv",
+        11,
+        (2, 3),
+        (1, 1),
+        &[
+            attr("auto_pad", Str),
+            attr("dilations", Ints),
+            attr("group", Int),
+            attr("kernel_shape", Ints),
+            attr("pads", Ints),
+            attr("strides", Ints),
+        ],
+    ),
+    op(
+        "MaxPool",
+        12,
+        (1, 1),
+        (1, 2),
+        &[
+            attr("auto_pad", Str),
+            attr("ceil_mode", Int),
+            attr("dilations", Ints),
+            attr("kernel_shape", Ints),
+            attr("pads", Ints),
+            attr("storage_order", Int),
+            attr("strides", Ints),
+        ],
+    ),
+    op(
+        "AveragePool",
+        11,
+        (1, 1),
+        (1, 1),
+        &[
+            attr("auto_pad", Str),
+            attr("ceil_mode", Int),
+            attr("count_include_pad", Int),
+            attr("kernel_shape", Ints),
+            attr("pads", Ints),
+            attr("strides", Ints),
+        ],
+    ),
+    op("GlobalAveragePool", 1, (1, 1), (1, 1), &[]),
+    op("Flatten", 13, (1, 1), (1, 1), &[attr("axis", Int)]),
+    op("Reshape", 14, (2, 2), (1, 1), &[attr("allowzero", Int)]),
+    op(
+        "BatchNormalization",
+        15,
+        (5, 5),
+        (1, 3),
+        &[
+            attr("epsilon", Float),
+            attr("momentum", Float),
+            attr("training_mode", Int),
+        ],
+    ),
 ];
 
 /// The default (`ai.onnx`) domain, however it is spelled.
@@ -482,6 +539,8 @@ fn check_attribute(a: &AttributeProto, spec: &OpSpec, at: &str) -> Result<(), Ch
         Float => a.f.is_some(),
         Int => a.i.is_some(),
         Str => a.s.is_some(),
+        // Every list kiln writes (kernel shapes, strides, pads, dilations) is of sizes.
+        Ints => !a.ints.is_empty() && a.ints.iter().all(|&v| v >= 0),
         _ => false,
     };
     if kind != s.kind || !has_value {

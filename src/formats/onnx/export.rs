@@ -6,12 +6,14 @@
 //! kiln's metadata (`kiln.dtype`, `kiln.architecture`, `kiln.task`, `kiln.parent_id`,
 //! `kiln.job_id`, `kiln.quantization`, `kiln.source`, those that are set). The graph input
 //! and output keep the names an imported model came with ([`Source`]), else `input` and
-//! `output`, both float `[batch, width]` with a symbolic `batch`. Initializers and values are
+//! `output`, float with a symbolic `batch`: the input `[batch, C, H, W]` for a network over
+//! images and `[batch, width]` otherwise, the output always `[batch, width]` (kiln's rows). Initializers and values are
 //! named after kiln's tensors (`layers.{i}.weight`, `layers.{i}.bias`, …) and never take
 //! the input's or output's name.
 //!
-//! Float layers are written by [`dense`], int8 layers (QDQ) by [`qdq`]; dropout layers are
-//! left out (inference). The result passes [`check`](super::check::check) before it is
+//! Float dense layers are written by [`dense`], int8 layers (QDQ) by [`qdq`], image layers by
+//! [`conv`]; dropout layers are left out (inference) and batch norms are folded into the layer
+//! before them ([`fold_batch_norm`]). The result passes [`check`](super::check::check) before it is
 //! encoded: a failure there is kiln's bug, reported as [`ExportError::Check`].
 
 use prost::Message;
@@ -27,10 +29,12 @@ use super::proto::{
 use crate::formats::model_file::ModelFile;
 use crate::formats::quantized::Quantization;
 use crate::formats::source::{self, Source};
-use crate::nn::layer::UnsupportedLayer;
+use crate::nn::fold::fold_batch_norm;
+use crate::nn::layer::Layer;
 use crate::nn::quant::qmodel::QuantConfig;
 use crate::nn::spec::{Activation, Architecture, LayerSpec};
 
+mod conv;
 mod dense;
 pub(super) mod graph;
 mod qdq;
@@ -38,6 +42,7 @@ mod qdq;
 #[cfg(test)]
 mod tests;
 
+use conv::GraphValue;
 use graph::GraphBuilder;
 
 /// The IR version kiln writes.
@@ -50,12 +55,9 @@ pub enum ExportError {
     /// The model's int8 layers do not fit its network (a corrupt or hand-made model file).
     #[error("the int8 layers cannot be exported: {0}")]
     Int8(String),
-    /// The network has no dense layer, so there is no node to write.
-    #[error("the network has no dense layer to export")]
+    /// The network has no layer that computes anything, so there is no node to write.
+    #[error("the network has no layer to export")]
     Empty,
-    /// A layer kind the exporter does not write.
-    #[error(transparent)]
-    Unsupported(#[from] UnsupportedLayer),
     /// kiln built a graph its own check rejects: an internal error.
     #[error("the exported graph failed kiln's structural check: {0}")]
     Check(#[from] CheckError),
@@ -79,13 +81,47 @@ pub fn to_model_proto(file: &ModelFile) -> Result<ModelProto, ExportError> {
         (_, Some(Err(e))) => return Err(ExportError::Int8(e.to_string())),
         _ => None,
     };
+    // Batch norms are folded into the layer before them (int8 models have none to fold, and
+    // their layer indices must stay those the quantization names).
+    let folded;
+    let model = match quantization {
+        None => {
+            folded = fold_batch_norm(model);
+            &folded
+        }
+        Some(_) => model,
+    };
     let mut g = GraphBuilder::new(&[&input, &output]);
-    let mut x = input.clone();
-    for (i, d) in model.dense_only("ONNX export")? {
-        x = match quantization.and_then(|q| q.layer(i).map(|l| (q, l))) {
-            Some((q, lq)) => qdq::layer(&mut g, lq, d, q.config.mode, &x),
-            None => dense::layer(&mut g, i, d, &x),
+    let input_shape = arch.input();
+    let mut x = match input_shape.dims() {
+        &[c, h, w] => GraphValue {
+            name: input.clone(),
+            image: Some([c, h, w]),
+        },
+        _ => GraphValue::rows(input.clone()),
+    };
+    for (i, layer) in model.layers().iter().enumerate() {
+        x = match layer {
+            Layer::Dense(d) => {
+                let rows = conv::rows(&mut g, i, &x);
+                GraphValue::rows(
+                    match quantization.and_then(|q| q.layer(i).map(|l| (q, l))) {
+                        Some((q, lq)) => qdq::layer(&mut g, lq, d, q.config.mode, &rows),
+                        None => dense::layer(&mut g, i, d, &rows),
+                    },
+                )
+            }
+            Layer::Dropout(_) => x,
+            Layer::Conv2d(c) => conv::conv(&mut g, i, c, &x),
+            Layer::Pool2d(p) => conv::pool(&mut g, i, p, &x),
+            Layer::GlobalAvgPool2d(_) => conv::global_avg_pool(&mut g, i, &x),
+            Layer::BatchNorm(bn) => conv::batch_norm(&mut g, i, bn, &x),
+            Layer::Flatten(_) => GraphValue::rows(conv::rows(&mut g, i, &x)),
         };
+    }
+    // kiln's outputs are rows whatever the last layer is.
+    if x.image.is_some() {
+        conv::rows(&mut g, model.layers().len(), &x);
     }
     if !g.finish(&output) {
         return Err(ExportError::Empty);
@@ -94,12 +130,12 @@ pub fn to_model_proto(file: &ModelFile) -> Result<ModelProto, ExportError> {
         Some(_) => "int8",
         None => file.meta.dtype.as_str(),
     };
-    let summary = summary(arch, dtype, quantization.map(|q| &q.config));
+    let summary = summary(model.architecture(), dtype, quantization.map(|q| &q.config));
     let graph = GraphProto {
         name: Some("kiln".into()),
         doc_string: Some(summary.clone()),
-        input: vec![float_matrix(&input, arch.input_dim)],
-        output: vec![float_matrix(&output, arch.output_dim())],
+        input: vec![float_tensor(&input, input_shape.dims())],
+        output: vec![float_tensor(&output, &[arch.output_dim()])],
         node: g.nodes,
         initializer: g.initializers,
         ..Default::default()
@@ -140,8 +176,8 @@ fn io_names(source: Option<&Source>) -> (String, String) {
     (input, output)
 }
 
-/// A float `[batch, width]` graph input or output.
-fn float_matrix(name: &str, width: usize) -> ValueInfoProto {
+/// A float `[batch, dims…]` graph input or output.
+fn float_tensor(name: &str, dims: &[usize]) -> ValueInfoProto {
     let dim = |value| Dimension {
         value: Some(value),
         ..Default::default()
@@ -152,10 +188,12 @@ fn float_matrix(name: &str, width: usize) -> ValueInfoProto {
             value: Some(TypeValue::TensorType(Tensor {
                 elem_type: Some(DataType::Float as i32),
                 shape: Some(TensorShapeProto {
-                    dim: vec![
-                        dim(Dim::DimParam("batch".into())),
-                        dim(Dim::DimValue(i64::try_from(width).unwrap_or(i64::MAX))),
-                    ],
+                    dim: std::iter::once(dim(Dim::DimParam("batch".into())))
+                        .chain(
+                            dims.iter()
+                                .map(|&d| dim(Dim::DimValue(i64::try_from(d).unwrap_or(i64::MAX)))),
+                        )
+                        .collect(),
                 }),
             })),
             ..Default::default()
@@ -179,7 +217,10 @@ fn activation_name(a: Activation) -> &'static str {
 
 /// `kiln model: input 20 → dense 19 relu → dropout 0.3 → dense 5 softmax; dtype int8 (…)`.
 fn summary(arch: &Architecture, dtype: &str, quant: Option<&QuantConfig>) -> String {
-    let mut s = format!("kiln model: input {}", arch.input_dim);
+    let mut s = match &arch.input_shape {
+        Some(dims) => format!("kiln model: input {dims:?}"),
+        None => format!("kiln model: input {}", arch.input_dim),
+    };
     for layer in &arch.layers {
         match layer {
             LayerSpec::Dense {
@@ -196,6 +237,15 @@ fn summary(arch: &Architecture, dtype: &str, quant: Option<&QuantConfig>) -> Str
                 }
             }
             LayerSpec::Dropout { rate } => s.push_str(&format!(" → dropout {rate} (omitted)")),
+            LayerSpec::Conv2d {
+                filters,
+                kernel_size: [kh, kw],
+                activation,
+                ..
+            } => s.push_str(&format!(
+                " → conv2d {filters} {kh}×{kw} {}",
+                activation_name(*activation)
+            )),
             other => s.push_str(&format!(" → {}", other.type_name())),
         }
     }

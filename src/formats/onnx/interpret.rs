@@ -3,6 +3,8 @@
 //! `np.round` half to even, saturation to the integer type), so an export can be run and
 //! compared with kiln's own predictions without ONNX Runtime.
 
+pub(super) mod image;
+
 use std::collections::HashMap;
 
 use ndarray::Array2;
@@ -201,6 +203,9 @@ fn eval(node: &NodeProto, args: &[&Value]) -> Result<Vec<Value>, String> {
         "Identity" | "Dropout" | "Cast" => one(arg(0)?.like(DataType::Float, arg(0)?.data.clone())),
         "Flatten" => {
             let x = arg(0)?;
+            if int_attr(node, "axis", 1) != 1 {
+                return Err("Flatten is interpreted on axis 1 only".into());
+            }
             let rest = x.dims.iter().skip(1).product();
             one(Value {
                 dims: vec![x.dims.first().copied().unwrap_or(1), rest],
@@ -209,18 +214,42 @@ fn eval(node: &NodeProto, args: &[&Value]) -> Result<Vec<Value>, String> {
         }
         "Reshape" => {
             let (x, shape) = (arg(0)?, arg(1)?);
-            // 0 copies the input's size, -1 takes what the others leave.
-            let size = |(&d, &own): (&f32, &usize)| match d {
-                0.0 => Some(own),
+            // 0 copies the input's size on that axis, -1 takes what the others leave.
+            let size = |k: usize, d: f32| match d {
+                0.0 => x.dims.get(k).copied(),
                 d if d > 0.0 => Some(d as usize),
                 _ => None,
             };
-            let pairs = || shape.data.iter().zip(&x.dims);
-            let known: usize = pairs().filter_map(size).product();
-            let dims = pairs()
-                .map(|p| size(p).unwrap_or(x.data.len() / known.max(1)))
+            let sizes: Vec<Option<usize>> = shape
+                .data
+                .iter()
+                .enumerate()
+                .map(|(k, &d)| size(k, d))
                 .collect();
+            let known: usize = sizes.iter().flatten().product();
+            let dims: Vec<usize> = sizes
+                .iter()
+                .map(|s| s.unwrap_or(x.data.len() / known.max(1)))
+                .collect();
+            if dims.iter().product::<usize>() != x.data.len() {
+                return Err(format!("cannot reshape {:?} to {dims:?}", x.dims));
+            }
             one(Value { dims, ..x.clone() })
+        }
+        "Conv" => one(image::conv(node, arg(0)?, arg(1)?, args.get(2).copied())?),
+        "MaxPool" => one(image::pool(node, arg(0)?, true)?),
+        "AveragePool" => one(image::pool(node, arg(0)?, false)?),
+        "GlobalAveragePool" => one(image::global_average(arg(0)?)?),
+        "BatchNormalization" => {
+            if int_attr(node, "training_mode", 0) != 0 {
+                return Err("training_mode is not interpreted".into());
+            }
+            let p = [arg(1)?, arg(2)?, arg(3)?, arg(4)?];
+            one(image::batch_norm(
+                arg(0)?,
+                p,
+                float_attr(node, "epsilon", 1e-5),
+            )?)
         }
         "Constant" => one(tensor(
             attr(node, "value")

@@ -180,11 +180,11 @@ fn inputs_and_outputs_need_tensor_types_with_shapes() {
 #[test]
 fn an_op_kiln_does_not_write_is_named_with_the_ops_it_does() {
     let mut m = good();
-    graph(&mut m).node[1].op_type = Some("Conv".into());
+    graph(&mut m).node[1].op_type = Some("LSTM".into());
     let err = rejected(&m);
     assert!(
         err.starts_with(
-            "node \"layers.0.relu\" (Conv): op type \"Conv\" is not one kiln writes (Gemm, MatMul"
+            "node \"layers.0.relu\" (LSTM): op type \"LSTM\" is not one kiln writes (Gemm, MatMul"
         ),
         "{err}"
     );

@@ -58,6 +58,12 @@ impl GraphBuilder {
         name
     }
 
+    /// An int64 initializer of `values` (a `Reshape` target).
+    pub fn int64s(&mut self, base: &str, values: &[i64]) -> String {
+        let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.initializer(base, DataType::Int64, &[values.len()], raw)
+    }
+
     /// A float initializer of `values` (little-endian, as ONNX `raw_data` is).
     pub fn floats(
         &mut self,
@@ -132,6 +138,19 @@ pub(in crate::formats::onnx) fn attr_int(name: &str, value: i64) -> AttributePro
     AttributeProto {
         i: Some(value),
         ..attribute(name, AttributeType::Int)
+    }
+}
+
+pub(in crate::formats::onnx) fn attr_ints(
+    name: &str,
+    values: impl IntoIterator<Item = usize>,
+) -> AttributeProto {
+    AttributeProto {
+        ints: values
+            .into_iter()
+            .map(|v| i64::try_from(v).unwrap_or(i64::MAX))
+            .collect(),
+        ..attribute(name, AttributeType::Ints)
     }
 }
 

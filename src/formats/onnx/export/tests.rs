@@ -3,6 +3,8 @@ use prost::Message;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+mod images;
+
 use super::super::check::check;
 use super::super::interpret::{self, Value, max_abs_diff};
 use super::super::proto::tensor_proto::DataType;
@@ -69,15 +71,31 @@ fn exported(file: &ModelFile) -> ModelProto {
 fn interpret_on(model: &ModelProto, x: ArrayView2<f32>) -> Array2<f32> {
     let graph = model.graph.as_ref().expect("graph");
     let (input, output) = (graph.input[0].name(), graph.output[0].name());
-    let mut outs = interpret::run(
-        model,
-        &[(input, Value::matrix(DataType::Float, &x.to_owned()))],
-    )
-    .expect("the interpreter runs the graph");
+    let mut value = Value::matrix(DataType::Float, &x.to_owned());
+    // An image input is `[batch, C, H, W]`: the same memory as kiln's rows.
+    if let Some(shape) = declared_dims(&graph.input[0]).filter(|d| d.len() > 2) {
+        value.dims = std::iter::once(x.nrows())
+            .chain(shape[1..].iter().copied())
+            .collect();
+    }
+    let mut outs =
+        interpret::run(model, &[(input, value)]).expect("the interpreter runs the graph");
     outs.remove(output)
         .expect("the output")
         .to_matrix()
         .expect("a matrix")
+}
+
+/// A graph input's or output's dims, the symbolic ones as 0.
+fn declared_dims(v: &super::super::proto::ValueInfoProto) -> Option<Vec<usize>> {
+    let Some(TypeValue::TensorType(t)) = v.r#type.as_ref()?.value.as_ref() else {
+        return None;
+    };
+    let dims = t.shape.as_ref()?.dim.iter().map(|d| match d.value {
+        Some(Dim::DimValue(n)) => n as usize,
+        _ => 0,
+    });
+    Some(dims.collect())
 }
 
 fn ops(model: &ModelProto) -> Vec<&str> {
@@ -718,6 +736,17 @@ fn writes_sample_exports_for_the_python_check() {
         ndarray_npy::write_npy(dir.join(format!("{name}.input.npy")), x).expect("npy");
         ndarray_npy::write_npy(dir.join(format!("{name}.kiln.npy")), &kiln).expect("npy");
     };
+    // Image networks take `[batch, C, H, W]`: the same memory as kiln's rows.
+    let cnn = images::trained_cnn(&images::every_image_layer(), 41);
+    let x = uniform(500, 2 * 9 * 9, -1.5, 1.5, 42);
+    let kiln = cnn.predict(x.view());
+    let file = file_of(cnn);
+    std::fs::write(dir.join("fp32_cnn.onnx"), export(&file).expect("exports")).expect("write");
+    let x4 = x
+        .into_shape_with_order((500, 2, 9, 9))
+        .expect("rows are NCHW");
+    ndarray_npy::write_npy(dir.join("fp32_cnn.input.npy"), &x4).expect("npy");
+    ndarray_npy::write_npy(dir.join("fp32_cnn.kiln.npy"), &kiln).expect("npy");
     let x = uniform(2000, 12, -2.0, 2.0, 8);
     write(
         "fp32_every_activation",
