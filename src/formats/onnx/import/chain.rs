@@ -1,11 +1,15 @@
 //! Walking from the graph input to the kept value and matching nodes to kiln's
-//! layers: a dense layer (Gemm, or MatMul plus an optional constant Add) followed by
-//! at most one activation. Shape-only and inference-identity nodes (Flatten,
-//! Reshape, Identity, Dropout, Cast to float) leave no layer behind.
+//! layers: a dense layer (Gemm, or MatMul plus an optional constant Add) or a
+//! convolution followed by at most one activation, and the image layers of
+//! [`image`] (pooling, batch norm). Shape-only and inference-identity nodes
+//! (Flatten, Reshape, Identity, Dropout, Cast to float) leave no layer behind,
+//! except that a Flatten of an image becomes kiln's `flatten`.
+
+mod image;
 
 use std::collections::HashSet;
 
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ArrayD};
 
 use super::gelu::match_erf_gelu;
 use super::graph::{Graph, is_default_domain};
@@ -13,7 +17,7 @@ use super::tensor::{self, Values};
 use super::{invalid, unsupported};
 use crate::formats::onnx::proto::tensor_proto::DataType;
 use crate::formats::onnx::proto::{NodeProto, type_proto};
-use crate::nn::spec::Activation;
+use crate::nn::spec::{Activation, LayerSpec};
 use crate::validation::Invalid;
 
 /// One dense layer as read from the file, weights in kiln's `[in, out]` layout.
@@ -25,10 +29,143 @@ pub(super) struct Dense {
     activated_by: Option<String>,
 }
 
+/// Any other layer: its spec and its tensors under kiln's names and shapes
+/// (see `LayerOps::tensors`).
+pub(super) struct Other {
+    pub spec: LayerSpec,
+    pub tensors: Vec<(&'static str, ArrayD<f32>)>,
+    activated_by: Option<String>,
+}
+
+/// One kiln layer matched in the graph.
+pub(super) enum Imported {
+    Dense(Dense),
+    Other(Other),
+}
+
+impl Imported {
+    pub fn spec(&self) -> LayerSpec {
+        match self {
+            Imported::Dense(d) => LayerSpec::Dense {
+                units: d.w.ncols(),
+                activation: d.activation,
+                use_bias: d.b.is_some(),
+            },
+            Imported::Other(o) => o.spec.clone(),
+        }
+    }
+
+    /// Whether the layer works on images (kiln needs the input's `[C, H, W]`).
+    pub fn is_spatial(&self) -> bool {
+        matches!(
+            self,
+            Imported::Other(Other {
+                spec: LayerSpec::Conv2d { .. }
+                    | LayerSpec::MaxPool2d { .. }
+                    | LayerSpec::AvgPool2d { .. }
+                    | LayerSpec::GlobalAvgPool2d,
+                ..
+            })
+        )
+    }
+
+    fn activated_by(&self) -> Option<&str> {
+        match self {
+            Imported::Dense(d) => d.activated_by.as_deref(),
+            Imported::Other(o) => o.activated_by.as_deref(),
+        }
+    }
+
+    /// Sets the activation of a layer that has one; false for layers without.
+    fn set_activation(&mut self, act: Activation, by: &str) -> bool {
+        let slot = match self {
+            Imported::Dense(d) => {
+                d.activated_by = Some(by.to_string());
+                &mut d.activation
+            }
+            Imported::Other(Other {
+                spec: LayerSpec::Conv2d { activation, .. } | LayerSpec::BatchNorm { activation, .. },
+                activated_by,
+                ..
+            }) => {
+                *activated_by = Some(by.to_string());
+                activation
+            }
+            Imported::Other(_) => return false,
+        };
+        *slot = act;
+        true
+    }
+}
+
 /// The matched network.
 pub(super) struct Chain {
-    pub layers: Vec<Dense>,
+    pub layers: Vec<Imported>,
+    /// The graph input's `[C, H, W]`, when it declares an image of known size.
+    pub input_image: Option<[usize; 3]>,
+    /// The graph input's features per sample, when known.
+    pub input_width: Option<usize>,
     pub notes: Vec<String>,
+}
+
+impl Chain {
+    /// kiln's head must be a dense layer, so a BatchNormalization right after the
+    /// last Gemm (a classifier's `BatchNorm1d` before its softmax) is folded into it
+    /// as inference computes it, `W·s`, `(b − mean)·s + β` with `s = γ/√(var + ε)`,
+    /// and its activation moves with it. Anywhere else a batch norm stays a layer.
+    pub fn fold_trailing_batch_norm(&mut self) {
+        let n = self.layers.len();
+        let Some(Imported::Other(Other {
+            spec:
+                LayerSpec::BatchNorm {
+                    epsilon,
+                    activation,
+                    ..
+                },
+            tensors,
+            activated_by,
+        })) = self.layers.last()
+        else {
+            return;
+        };
+        if !matches!(self.layers.get(n.wrapping_sub(2)), Some(Imported::Dense(d)) if d.activated_by.is_none())
+        {
+            return;
+        }
+        let get = |name: &str| {
+            tensors
+                .iter()
+                .find(|(t, _)| *t == name)
+                .map(|(_, v)| v.iter().copied().collect::<Array1<f32>>())
+        };
+        let (Some(gamma), Some(beta), Some(mean), Some(var)) = (
+            get("weight"),
+            get("bias"),
+            get("running_mean"),
+            get("running_var"),
+        ) else {
+            return;
+        };
+        let scale = &gamma / &var.mapv(|v| (v + epsilon).sqrt());
+        let (activation, activated_by) = (*activation, activated_by.clone());
+        self.layers.pop();
+        let Some(Imported::Dense(dense)) = self.layers.last_mut() else {
+            return;
+        };
+        if dense.w.ncols() != scale.len() {
+            return;
+        }
+        let bias = dense.b.take().unwrap_or_else(|| Array1::zeros(scale.len()));
+        dense.w *= &scale;
+        dense.b = Some((bias - &mean) * &scale + &beta);
+        dense.activation = activation;
+        dense.activated_by = activated_by;
+        self.notes.push(
+            "a BatchNormalization after the last dense layer was folded into it (kiln's last \
+             layer is dense)"
+                .to_string(),
+        );
+    }
 }
 
 struct Walk<'g, 'a> {
@@ -44,7 +181,11 @@ struct Walk<'g, 'a> {
     non_float: Option<i32>,
     /// The input's fixed batch size, if it has one.
     batch: Option<i64>,
-    layers: Vec<Dense>,
+    /// `[C, H, W]` while kiln's value is an image of known size.
+    image: Option<[usize; 3]>,
+    input_image: Option<[usize; 3]>,
+    input_width: Option<usize>,
+    layers: Vec<Imported>,
     /// A scikit-learn `Scaler` (`(x − offset) · scale`) waiting to fold into the first layer.
     scaler: Option<(String, Vec<f32>, Vec<f32>)>,
     visited: HashSet<usize>,
@@ -113,11 +254,14 @@ pub(super) fn walk(
     }
     if w.layers.is_empty() {
         return Err(invalid(
-            "the graph has no dense layer (Gemm or MatMul); kiln imports dense networks",
+            "the graph has no layer with weights (Gemm, MatMul or Conv); kiln imports dense and \
+             convolutional networks",
         ));
     }
     Ok(Chain {
         layers: w.layers,
+        input_image: w.input_image,
+        input_width: w.input_width,
         notes: w.notes,
     })
 }
@@ -149,6 +293,9 @@ impl<'g, 'a> Walk<'g, 'a> {
             flat: true,
             non_float: None,
             batch: None,
+            image: None,
+            input_image: None,
+            input_width: None,
             layers: Vec::new(),
             scaler: None,
             visited: HashSet::new(),
@@ -210,8 +357,13 @@ impl<'g, 'a> Walk<'g, 'a> {
                 walk.width = rest
                     .iter()
                     .try_fold(1usize, |acc, d| acc.checked_mul((*d)?));
+                if let [Some(c), Some(h), Some(w)] = *rest {
+                    walk.image = Some([c, h, w]);
+                    walk.input_image = walk.image;
+                }
             }
         }
+        walk.input_width = walk.width;
         Ok(walk)
     }
 
@@ -246,6 +398,10 @@ impl<'g, 'a> Walk<'g, 'a> {
         match op {
             "Gemm" => self.gemm(node, &desc)?,
             "MatMul" => self.matmul(node, &desc)?,
+            "Conv" => self.conv(node, &desc)?,
+            "MaxPool" | "AveragePool" => self.pool(node, &desc)?,
+            "GlobalAveragePool" => self.global_pool(node, &desc)?,
+            "BatchNormalization" => self.batch_norm(node, &desc)?,
             "Add" => self.add(node, &desc)?,
             "Relu" | "Sigmoid" | "Tanh" | "LeakyRelu" | "Softmax" | "Gelu" => {
                 self.data_input(node, &desc)?;
@@ -327,19 +483,42 @@ impl<'g, 'a> Walk<'g, 'a> {
     }
 
     fn activate(&mut self, desc: &str, act: Activation) -> Result<(), Invalid> {
-        let Some(last) = self.layers.last_mut() else {
-            return Err(invalid(format!(
-                "{desc}: an activation before any dense layer; kiln's layers are a dense layer \
-                 (Gemm or MatMul) followed by its activation"
-            )));
+        let n = self.layers.len();
+        let target = match self.layers.last() {
+            None => {
+                return Err(invalid(format!(
+                    "{desc}: an activation before any layer with weights; kiln's layers are a \
+                     dense layer (Gemm or MatMul), a Conv or a BatchNormalization followed by its \
+                     activation"
+                )));
+            }
+            Some(Imported::Other(Other {
+                spec: LayerSpec::MaxPool2d { .. },
+                ..
+            })) if n >= 2 && image::commutes_with_max(act) => {
+                // max(σ(x)) = σ(max(x)) for a non-decreasing σ: the activation moves to the
+                // layer before the pool, where kiln applies it.
+                self.notes.push(format!(
+                    "{desc} after a MaxPool applied before it (the same values: the activation \
+                     does not decrease)"
+                ));
+                n - 2
+            }
+            Some(_) => n - 1,
         };
-        if let Some(prev) = &last.activated_by {
+        let layer = &mut self.layers[target];
+        if let Some(prev) = layer.activated_by() {
             return Err(invalid(format!(
                 "{desc}: a second activation right after {prev}; each kiln layer has one activation"
             )));
         }
-        last.activation = act;
-        last.activated_by = Some(desc.to_string());
+        if !layer.set_activation(act, desc) {
+            return Err(invalid(format!(
+                "{desc}: an activation right after a {} layer; kiln applies activations only at \
+                 dense, conv2d and batch_norm layers",
+                layer.spec().type_name()
+            )));
+        }
         Ok(())
     }
 
@@ -511,12 +690,12 @@ impl<'g, 'a> Walk<'g, 'a> {
             )));
         }
         self.width = Some(n);
-        self.layers.push(Dense {
+        self.layers.push(Imported::Dense(Dense {
             w,
             b,
             activation: Activation::Linear,
             activated_by: None,
-        });
+        }));
         Ok(())
     }
 
@@ -533,11 +712,14 @@ impl<'g, 'a> Walk<'g, 'a> {
             )));
         }
         let n = match self.layers.last() {
-            Some(last) if last.activated_by.is_none() => last.w.ncols(),
+            Some(Imported::Dense(last)) if last.activated_by.is_none() => last.w.ncols(),
             Some(last) => {
-                let prev = last.activated_by.clone().unwrap_or_default();
+                let after = last.activated_by().map_or_else(
+                    || format!("a {} layer", last.spec().type_name()),
+                    str::to_string,
+                );
                 return Err(invalid(format!(
-                    "{desc}: adds a constant after {prev}; kiln folds a constant Add only into the \
+                    "{desc}: adds a constant after {after}; kiln folds a constant Add only into the \
                      dense layer right before it"
                 )));
             }
@@ -549,7 +731,7 @@ impl<'g, 'a> Walk<'g, 'a> {
             }
         };
         let b = self.bias(desc, other, "bias", n)?;
-        if let Some(last) = self.layers.last_mut() {
+        if let Some(Imported::Dense(last)) = self.layers.last_mut() {
             last.b = Some(match last.b.take() {
                 Some(old) => old + b,
                 None => b,
@@ -593,6 +775,7 @@ impl<'g, 'a> Walk<'g, 'a> {
                  accepts axis 1"
             )));
         }
+        self.flatten_image();
         self.flat = true;
         Ok(())
     }
@@ -630,6 +813,7 @@ impl<'g, 'a> Walk<'g, 'a> {
             }
         };
         self.width = width;
+        self.flatten_image();
         self.flat = true;
         Ok(())
     }

@@ -1,6 +1,6 @@
-//! ONNX → kiln: reads the graphs dense networks export to (PyTorch's Gemm or
-//! MatMul + Add, scikit-learn's MLPs through skl2onnx) and matches them to kiln's
-//! layer list. Anything kiln cannot represent exactly is refused with a 422 that
+//! ONNX → kiln: reads the graphs dense and convolutional networks export to
+//! (PyTorch's Gemm or MatMul + Add, Conv, pools and batch norms, scikit-learn's
+//! MLPs through skl2onnx) and matches them to kiln's layer list. Anything kiln cannot represent exactly is refused with a 422 that
 //! names the node or tensor and why; nothing in the file can make it panic or
 //! allocate more than the file holds.
 //!
@@ -42,6 +42,11 @@ const TAIL_OPS: &[&str] = &[
 const CHAIN_OPS: &[&str] = &[
     "Gemm",
     "MatMul",
+    "Conv",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "BatchNormalization",
     "Add",
     "Relu",
     "LeakyRelu",
@@ -75,7 +80,8 @@ fn unsupported(desc: &str, node: &NodeProto) -> Invalid {
         domain => format!("{domain}.{}", node.op_type()),
     };
     invalid(format!(
-        "{desc}: op type {op} is not supported; kiln imports dense networks (Gemm, MatMul + Add, \
+        "{desc}: op type {op} is not supported; kiln imports dense and convolutional networks \
+         (Gemm, MatMul + Add, Conv, MaxPool, AveragePool, GlobalAveragePool, BatchNormalization, \
          Relu, LeakyRelu, Sigmoid, Tanh, Softmax, Gelu and its Erf form, Identity, Dropout, \
          Flatten, Reshape, Cast, Constant, and scikit-learn's Scaler) and drops classifier tails \
          ({})",
@@ -112,19 +118,11 @@ pub fn import(bytes: &[u8], limits: &ArchitectureLimits) -> Result<ModelFile, In
     let mut kept = output::choose(&graph)?;
     let needed = output::needed(&graph, &kept.value);
     output::check_dropped(&graph, &needed, &mut kept)?;
-    let chain = chain::walk(&graph, &needed, opset, &kept.value)?;
+    let mut chain = chain::walk(&graph, &needed, opset, &kept.value)?;
+    chain.fold_trailing_batch_norm();
+    let chain_notes = std::mem::take(&mut chain.notes);
 
-    let input_dim = chain.layers.first().map_or(0, |l| l.w.nrows());
-    let layers: Vec<LayerSpec> = chain
-        .layers
-        .iter()
-        .map(|l| LayerSpec::Dense {
-            units: l.w.ncols(),
-            activation: l.activation,
-            use_bias: l.b.is_some(),
-        })
-        .collect();
-    let architecture = Architecture::flat(input_dim, layers);
+    let architecture = architecture_of(&chain);
     architecture.check(limits).map_err(|e| {
         Invalid(
             e.0.into_iter()
@@ -132,7 +130,7 @@ pub fn import(bytes: &[u8], limits: &ArchitectureLimits) -> Result<ModelFile, In
                     FieldError::new(
                         "file",
                         format!(
-                            "the imported network does not fit kiln's limits: architecture.{}: {}",
+                            "the imported network does not fit kiln's layer rules or limits: architecture.{}: {}",
                             f.field, f.message
                         ),
                     )
@@ -141,15 +139,13 @@ pub fn import(bytes: &[u8], limits: &ArchitectureLimits) -> Result<ModelFile, In
         )
     })?;
     let task = architecture.implied_task();
-    let weights = chain.layers.into_iter().map(|l| (l.w, l.b)).collect();
-    let model_net = Sequential::from_weights(&architecture, weights)
-        .map_err(|e| invalid(format!("the imported weights do not fit: {e}")))?;
+    let model_net = network(&architecture, chain.layers)?;
 
     let mut meta = ModelMeta::new(architecture);
     meta.trained = true;
     meta.task = task;
     let mut notes = kept.notes;
-    notes.extend(chain.notes);
+    notes.extend(chain_notes);
     Source {
         format: "onnx".into(),
         input_name: graph.input.name().to_string(),
@@ -165,6 +161,72 @@ pub fn import(bytes: &[u8], limits: &ArchitectureLimits) -> Result<ModelFile, In
         model: model_net,
         meta,
     })
+}
+
+/// The architecture of the matched layers: over the input image when any layer
+/// works on images, otherwise over flat rows (a Flatten of the input leaves no layer).
+fn architecture_of(chain: &chain::Chain) -> Architecture {
+    let specs = chain.layers.iter().map(chain::Imported::spec);
+    match chain.input_image {
+        Some(image) if chain.layers.iter().any(chain::Imported::is_spatial) => Architecture {
+            input_dim: image.iter().product(),
+            input_shape: Some(image.to_vec()),
+            layers: specs.collect(),
+        },
+        _ => {
+            let first = chain.layers.iter().find_map(|l| match l {
+                chain::Imported::Dense(d) => Some(d.w.nrows()),
+                chain::Imported::Other(o) => o.tensors.first().map(|(_, t)| t.len()),
+            });
+            let input_dim = chain.input_width.or(first).unwrap_or(0);
+            let layers = specs.filter(|s| *s != LayerSpec::Flatten).collect();
+            Architecture::flat(input_dim, layers)
+        }
+    }
+}
+
+/// kiln's network with the file's weights: dense layers through
+/// [`Sequential::from_weights`], every other layer's tensors by name.
+fn network(
+    architecture: &Architecture,
+    layers: Vec<chain::Imported>,
+) -> Result<Sequential, Invalid> {
+    let (dense, others): (Vec<_>, Vec<_>) = layers
+        .into_iter()
+        .filter(|l| architecture.input_shape.is_some() || l.spec() != LayerSpec::Flatten)
+        .enumerate()
+        .partition(|(_, l)| matches!(l, chain::Imported::Dense(_)));
+    let weights = dense
+        .into_iter()
+        .filter_map(|(_, l)| match l {
+            chain::Imported::Dense(d) => Some((d.w, d.b)),
+            chain::Imported::Other(_) => None,
+        })
+        .collect();
+    let mut model = Sequential::from_weights(architecture, weights)
+        .map_err(|e| invalid(format!("the imported weights do not fit: {e}")))?;
+    for (i, layer) in others {
+        let chain::Imported::Other(other) = layer else {
+            continue;
+        };
+        let Some(dst_layer) = model.layers_mut().get_mut(i) else {
+            return Err(invalid(format!("layer {i} is missing from the network")));
+        };
+        for (name, values) in other.tensors {
+            match dst_layer.tensor_mut(name) {
+                Some(mut dst) if dst.shape() == values.shape() => dst.assign(&values),
+                Some(dst) => {
+                    return Err(invalid(format!(
+                        "layers.{i}.{name} has shape {:?}; kiln's layer needs {:?}",
+                        values.shape(),
+                        dst.shape()
+                    )));
+                }
+                None => return Err(invalid(format!("layer {i} has no tensor {name}"))),
+            }
+        }
+    }
+    Ok(model)
 }
 
 /// Checks the IR version and the default-domain opset; returns the opset.

@@ -227,3 +227,45 @@ fn the_interpreters_image_operators_give_hand_computed_values() {
     let bn = spec::batch_norm(&x, [&s, &b, &m, &v], 1.0).expect("bn");
     assert_eq!(bn.data[..3], [0.5, 1.5, 2.5]);
 }
+
+#[test]
+fn a_cnn_export_imports_back_to_the_network_its_batch_norms_fold_to() {
+    let model = trained_cnn(&every_image_layer(), 31);
+    let bytes = crate::formats::onnx::export(&file_of(model.clone())).expect("export");
+    let back =
+        crate::formats::onnx::import(&bytes, &crate::nn::spec::ArchitectureLimits::default())
+            .expect("import");
+    // The file holds the folded network without its dropout: that is what comes back,
+    // with every padding written out as the pads it gives this input (`same` → explicit).
+    use crate::nn::spec::{LayerSpec, Padding};
+    let folded = crate::nn::fold::fold_batch_norm(&model);
+    let mut expected = folded.architecture().clone();
+    expected
+        .layers
+        .retain(|l| !matches!(l, LayerSpec::Dropout { .. }));
+    let unpadded = |layers: &[LayerSpec]| -> Vec<LayerSpec> {
+        let mut layers = layers.to_vec();
+        for l in &mut layers {
+            if let LayerSpec::Conv2d { padding, .. }
+            | LayerSpec::MaxPool2d { padding, .. }
+            | LayerSpec::AvgPool2d { padding, .. } = l
+            {
+                *padding = Padding::Valid;
+            }
+        }
+        layers
+    };
+    let arch = back.model.architecture();
+    assert_eq!(unpadded(&arch.layers), unpadded(&expected.layers));
+    assert_eq!(
+        arch.shapes().expect("shapes"),
+        expected.shapes().expect("shapes")
+    );
+    assert_eq!(
+        back.model.architecture().input_shape,
+        model.architecture().input_shape
+    );
+    let x = uniform(25, 2 * 81, -1.5, 1.5, 32);
+    let diff = max_abs_diff(&back.model.predict(x.view()), &model.predict(x.view()));
+    assert!(diff < 1e-5, "max |import − kiln| = {diff}");
+}

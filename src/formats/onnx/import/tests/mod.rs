@@ -4,6 +4,7 @@
 //! refused one must name the node, its op and why.
 
 mod build;
+mod images;
 mod refused;
 
 use ndarray::{Array2, array};
