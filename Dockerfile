@@ -21,6 +21,7 @@ ENV RUSTUP_TOOLCHAIN=${RUST_VERSION:-1.95.0} \
 # cache mounts below keep downloads and compiled dependencies instead).
 COPY Cargo.toml Cargo.lock rust-toolchain.toml build.rs ./
 COPY src ./src
+COPY crates ./crates
 COPY migrations ./migrations
 COPY config ./config
 COPY benches ./benches

@@ -5,18 +5,22 @@
 //! [`queue`] claims jobs and runs [`jobs`] on a blocking worker pool;
 //! every job computes with [`nn`], the tensor core, which knows nothing of
 //! HTTP, SQL or files. [`formats`] turns bytes into datasets and models and back.
+//!
+//! The tensor core is its own crate, `kiln-nn`, so that the rule is the
+//! compiler's: it depends on nothing of tokio, sqlx or axum. It is re-exported
+//! here under the module names the rest of kiln has always used.
 
 pub mod api;
 pub mod blobs;
 pub mod config;
-pub mod datagen;
 pub mod formats;
 pub mod jobs;
 pub mod measure;
-pub mod nn;
 pub mod queue;
 pub mod services;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
-pub mod validation;
+
+pub use kiln_nn as nn;
+pub use kiln_nn::{datagen, validation};

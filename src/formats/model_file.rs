@@ -655,4 +655,66 @@ mod tests {
             }
         }
     }
+    /// A trained CNN keeps its weights, running statistics and predictions through
+    /// the model file, under PyTorch's names and layouts.
+    #[test]
+    fn a_cnn_survives_the_model_file_with_its_running_statistics() {
+        use crate::nn::layer::Layer;
+        use crate::nn::optim::{Adam, OptimizerConfig};
+        use crate::nn::{FitConfig, Loss, Regularization, Schedule, fit};
+        let (x, y) = crate::datagen::bars(64, 5);
+        let arch: Architecture = serde_json::from_str(
+            r#"{"input_shape": [1, 8, 8], "layers": [
+                {"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": "same"},
+                {"type": "batch_norm", "activation": "relu"},
+                {"type": "max_pool2d", "pool_size": 2},
+                {"type": "flatten"},
+                {"type": "dense", "units": 2, "activation": "softmax"}]}"#,
+        )
+        .expect("parses");
+        let mut model = Sequential::new(&arch, 1);
+        let cfg = FitConfig {
+            epochs: 1,
+            batch_size: 16,
+            optimizer: OptimizerConfig::Adam(Adam {
+                lr: 0.01,
+                ..Adam::default()
+            }),
+            schedule: Schedule::Constant,
+            loss: Loss::CategoricalCrossentropy,
+            regularization: Regularization::default(),
+            validation_split: 0.0,
+            early_stopping: None,
+            seed: 1,
+            task: Task::Multiclass,
+        };
+        fit(&mut model, x.view(), y.view(), &cfg, &mut |_| {}, &|| false).expect("trains");
+        let file = ModelFile {
+            meta: ModelMeta::new(model.architecture().clone()),
+            model: model.clone(),
+        };
+        let bytes = encode(&file).expect("encodes");
+        let back = crate::formats::model::read(&bytes).expect("decodes");
+        assert_eq!(back.model.snapshot(), model.snapshot());
+        let (Layer::BatchNorm(a), Layer::BatchNorm(b)) =
+            (&back.model.layers()[1], &model.layers()[1])
+        else {
+            panic!("batch norms")
+        };
+        assert_eq!(
+            (&a.running_mean, &a.running_var),
+            (&b.running_mean, &b.running_var)
+        );
+        assert_eq!(back.model.predict(x.view()), model.predict(x.view()));
+        let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+        assert_eq!(
+            st.tensor("layers.0.weight").expect("w").shape(),
+            &[4, 1, 3, 3]
+        );
+        assert_eq!(st.tensor("layers.1.running_var").expect("rv").shape(), &[4]);
+        assert_eq!(
+            st.tensor("layers.4.weight").expect("dense").shape(),
+            &[64, 2]
+        );
+    }
 }
