@@ -62,8 +62,9 @@ fn interop(c: &mut Criterion) {
         BenchmarkId::new("decode kiln safetensors", "lenet-300-100 fp32"),
         |b| b.iter(|| kiln::formats::model::read(black_box(&own)).expect("decodes")),
     );
-    // A .keras file saved by Keras (the source document's model, tests/fixtures/keras).
-    let keras_file: &[u8] = include_bytes!("../tests/fixtures/keras/sequential.keras");
+    // A .keras file saved by Keras (the source document's model, crates/kiln-formats/tests/fixtures/keras).
+    let keras_file: &[u8] =
+        include_bytes!("../crates/kiln-formats/tests/fixtures/keras/sequential.keras");
     group.bench_function(BenchmarkId::new("import", "keras 100-64-32-1"), |b| {
         b.iter(|| {
             kiln::formats::keras::import(black_box(keras_file), &ArchitectureLimits::default())

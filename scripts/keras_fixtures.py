@@ -1,4 +1,4 @@
-"""Writes the Keras fixtures of src/formats/keras/tests.rs (run once; the outputs are committed).
+"""Writes the Keras fixtures of crates/kiln-formats/src/keras/tests.rs (run once; the outputs are committed).
 
     KERAS_BACKEND=numpy .ci/.venv/bin/python scripts/keras_fixtures.py
 
@@ -20,7 +20,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from keras import layers  # noqa: E402
 
-OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "keras"
+OUT = Path(__file__).resolve().parent.parent / "crates" / "kiln-formats" / "tests" / "fixtures" / "keras"
 
 
 def save(name, model, inputs=None):

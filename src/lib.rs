@@ -6,14 +6,14 @@
 //! every job computes with [`nn`], the tensor core, which knows nothing of
 //! HTTP, SQL or files. [`formats`] turns bytes into datasets and models and back.
 //!
-//! The tensor core is its own crate, `kiln-nn`, so that the rule is the
-//! compiler's: it depends on nothing of tokio, sqlx or axum. It is re-exported
+//! The tensor core (`kiln-nn`) and the file formats (`kiln-formats`) are crates
+//! of their own, so that the layering is the compiler's: neither depends on
+//! tokio, sqlx or axum, and the core knows no file format. They are re-exported
 //! here under the module names the rest of kiln has always used.
 
 pub mod api;
 pub mod blobs;
 pub mod config;
-pub mod formats;
 pub mod jobs;
 pub mod measure;
 pub mod queue;
@@ -22,5 +22,6 @@ pub mod startup;
 pub mod store;
 pub mod telemetry;
 
+pub use kiln_formats as formats;
 pub use kiln_nn as nn;
 pub use kiln_nn::{datagen, validation};

@@ -1,4 +1,4 @@
-//! Writes `src/formats/onnx/proto.rs` from the vendored `proto/onnx.proto`.
+//! Writes `crates/kiln-formats/src/onnx/proto.rs` from the vendored `proto/onnx.proto`.
 //!
 //! Run from the repository root:
 //! `cargo run --manifest-path tools/onnx-codegen/Cargo.toml`.
@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let generated = std::fs::read_to_string(out.join("onnx.rs"))?;
     let header = "// @generated from proto/onnx.proto by tools/onnx-codegen; do not edit.\n\
                   // Regenerate: cargo run --manifest-path tools/onnx-codegen/Cargo.toml\n";
-    let target = root.join("src/formats/onnx/proto.rs");
+    let target = root.join("crates/kiln-formats/src/onnx/proto.rs");
     std::fs::write(&target, format!("{header}{generated}"))?;
     std::fs::remove_dir_all(&out)?;
     println!("wrote {}", target.display());
