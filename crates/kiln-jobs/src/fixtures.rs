@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::shape::shape_of;
 use super::{JobContext, JobInputs, JobKind, JobLimits, check_params};
-use crate::nn::data::{Dataset, Task};
+use kiln_nn::data::{Dataset, Task};
 
 /// One `record_metrics` call: the epoch and its named values.
 pub(crate) type MetricsRow = (u32, Vec<(String, f64)>);
@@ -59,11 +59,11 @@ pub(crate) fn blobs(rows: usize, features: usize, seed: u64) -> Dataset {
     }
 }
 
-pub(crate) fn arch(json: &str) -> crate::nn::spec::Architecture {
+pub(crate) fn arch(json: &str) -> kiln_nn::spec::Architecture {
     serde_json::from_str(json).expect("architecture parses")
 }
 
-pub(crate) fn small_binary_arch() -> crate::nn::spec::Architecture {
+pub(crate) fn small_binary_arch() -> kiln_nn::spec::Architecture {
     arch(
         r#"{"input_dim": 4, "layers": [{"type": "dense", "units": 8, "activation": "relu"},
             {"type": "dense", "units": 1, "activation": "sigmoid"}]}"#,

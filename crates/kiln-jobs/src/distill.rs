@@ -22,14 +22,14 @@ use super::stage::{
 };
 use super::tuning::train_with;
 use super::{JobContext, JobError, JobInputs, JobOutput};
-use crate::formats::model_file::ModelFile;
-use crate::nn::Sequential;
-use crate::nn::data::{Dataset, Task};
-use crate::nn::distill::{
+use kiln_formats::model_file::ModelFile;
+use kiln_nn::Sequential;
+use kiln_nn::data::{Dataset, Task};
+use kiln_nn::distill::{
     DistillError, DistillLoss, Distiller, TeacherPath, TeacherTargets, agreement,
 };
-use crate::nn::spec::Architecture;
-use crate::nn::trainer::{FitOutcome, Hooks};
+use kiln_nn::spec::Architecture;
+use kiln_nn::trainer::{FitOutcome, Hooks};
 
 /// The headline figures of one model, for the side-by-side table.
 #[derive(Serialize)]

@@ -3,9 +3,9 @@
 use serde_json::Value;
 
 use super::train::{ValidTrainParams, validate_train};
-use crate::jobs::{DatasetShape, JobLimits};
-use crate::nn::spec::Architecture;
-use crate::validation::{Checker, FieldError, Invalid};
+use crate::{DatasetShape, JobLimits};
+use kiln_nn::spec::Architecture;
+use kiln_nn::validation::{Checker, FieldError, Invalid};
 
 /// Checks `raw` as train parameters; errors are reported under `params.fine_tune.…`.
 /// `None` (absent or `null`) means no fine-tuning.
@@ -35,7 +35,7 @@ pub fn fine_tune(
 
 /// Optimizer steps one epoch of fine-tuning takes on `rows` rows.
 pub fn steps_per_epoch(p: &ValidTrainParams, rows: usize) -> u64 {
-    let val = crate::nn::batch::validation_rows(rows, p.validation_split);
+    let val = kiln_nn::batch::validation_rows(rows, p.validation_split);
     let train = rows.saturating_sub(val).max(1);
     train.div_ceil(p.batch_size.clamp(1, train)) as u64
 }

@@ -1,7 +1,7 @@
 //! A dataset's shape as job parameters are checked against it.
 
 use super::DatasetShape;
-use crate::nn::data::Dataset;
+use kiln_nn::data::Dataset;
 
 /// The [`DatasetShape`] of a loaded dataset.
 pub(crate) fn shape_of(d: &Dataset) -> DatasetShape {

@@ -68,10 +68,10 @@ pub fn to_json<T: Serialize>(params: &T) -> Value {
 mod test_support {
     use serde_json::Value;
 
-    use crate::jobs::params::validate_train;
-    use crate::jobs::{DatasetShape, JobLimits};
-    use crate::nn::data::Task;
-    use crate::nn::spec::Architecture;
+    use crate::params::validate_train;
+    use crate::{DatasetShape, JobLimits};
+    use kiln_nn::data::Task;
+    use kiln_nn::spec::Architecture;
 
     pub(super) fn seed_arch() -> Architecture {
         serde_json::from_str(

@@ -15,9 +15,9 @@ use serde_json::Value;
 
 use super::fields::{Fields, non_negative_finite};
 use super::train::check_compatibility;
-use crate::jobs::{DatasetShape, JobLimits};
-use crate::nn::spec::{Architecture, LayerSpec};
-use crate::validation::{Checker, Invalid};
+use crate::{DatasetShape, JobLimits};
+use kiln_nn::spec::{Architecture, LayerSpec};
+use kiln_nn::validation::{Checker, Invalid};
 
 /// How the rank of a low-rank factorization is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

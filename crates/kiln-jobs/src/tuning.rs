@@ -3,10 +3,10 @@
 
 use super::params::ValidTrainParams;
 use super::{JobContext, JobError};
-use crate::nn::Sequential;
-use crate::nn::data::{Dataset, Task};
-use crate::nn::trainer::{FitConfig, FitError, FitOutcome, Hooks, StepHook, fit_with};
-use crate::validation::Invalid;
+use kiln_nn::Sequential;
+use kiln_nn::data::{Dataset, Task};
+use kiln_nn::trainer::{FitConfig, FitError, FitOutcome, Hooks, StepHook, fit_with};
+use kiln_nn::validation::Invalid;
 
 /// The trainer's configuration for checked train parameters.
 pub fn fit_config(p: &ValidTrainParams, task: Task) -> FitConfig {

@@ -3,8 +3,8 @@
 use serde_json::Value;
 
 use super::fields::{Fields, non_negative_finite, positive_finite};
-use crate::nn::schedule::Schedule;
-use crate::validation::Checker;
+use kiln_nn::schedule::Schedule;
+use kiln_nn::validation::Checker;
 
 pub(super) fn schedule(value: Option<&Value>, epochs: u32, c: &mut Checker) -> Schedule {
     let path = "params.lr_schedule";

@@ -3,7 +3,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::validation::Checker;
+use kiln_nn::validation::Checker;
 
 /// Reads one JSON object, recording errors with full field paths.
 pub struct Fields<'a> {

@@ -13,9 +13,9 @@ use serde_json::json;
 use super::params::{ValidEvaluateParams, default_loss};
 use super::report;
 use super::{JobContext, JobError, JobInputs, JobOutput};
-use crate::nn::data::Task;
-use crate::nn::evaluate;
-use crate::nn::evaluation::{Head, evaluate_predictor};
+use kiln_nn::data::Task;
+use kiln_nn::evaluate;
+use kiln_nn::evaluation::{Head, evaluate_predictor};
 
 pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
     let file = &inputs.model;
@@ -80,13 +80,13 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::formats::model_file::ModelFile;
-    use crate::jobs::JobKind;
-    use crate::jobs::fixtures::{TestCtx, accepted, arch, blobs, small_binary_arch};
-    use crate::nn::data::Dataset;
+    use crate::JobKind;
+    use crate::fixtures::{TestCtx, accepted, arch, blobs, small_binary_arch};
+    use kiln_formats::model_file::ModelFile;
+    use kiln_nn::data::Dataset;
 
     fn run_on(model: ModelFile, dataset: Dataset) -> serde_json::Map<String, serde_json::Value> {
-        let model_bytes = crate::formats::model_file::encode(&model)
+        let model_bytes = kiln_formats::model_file::encode(&model)
             .expect("encodes")
             .len();
         let inputs = accepted(

@@ -14,13 +14,13 @@ use super::params::{RankTarget, ValidCompactParams};
 use super::snapshot::score;
 use super::stage::{self, After, Encoding, OptimizationStage, Reported, StageContext, Transformed};
 use super::{JobContext, JobError, JobInputs, JobOutput};
-use crate::nn::Sequential;
-use crate::nn::compact::{
+use kiln_nn::Sequential;
+use kiln_nn::compact::{
     Action, CompactError, factorize, fold_linear_layers, max_useful_rank, merge_duplicate_units,
     rank_for_energy, remove_dead_units, singular_values, smallest_passing_rank,
 };
-use crate::nn::data::Dataset;
-use crate::nn::spec::Architecture;
+use kiln_nn::data::Dataset;
+use kiln_nn::spec::Architecture;
 
 fn failed(e: CompactError) -> JobError {
     JobError::Failed(format!("compaction failed: {e}"))

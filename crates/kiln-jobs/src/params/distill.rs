@@ -19,10 +19,10 @@ use serde_json::{Map, Value, json};
 
 use super::fields::{Fields, positive_finite};
 use super::train::{ValidTrainParams, validate_train};
-use crate::jobs::{DatasetShape, JobLimits};
-use crate::nn::distill::{DistillError, check_pair, shrink};
-use crate::nn::spec::Architecture;
-use crate::validation::{Checker, FieldError, Invalid};
+use crate::{DatasetShape, JobLimits};
+use kiln_nn::distill::{DistillError, check_pair, shrink};
+use kiln_nn::spec::Architecture;
+use kiln_nn::validation::{Checker, FieldError, Invalid};
 
 pub const DEFAULT_TEMPERATURE: f64 = 4.0;
 pub const DEFAULT_ALPHA: f64 = 0.1;
@@ -283,7 +283,7 @@ pub fn resolved_student(model: uuid::Uuid, architecture: &Architecture) -> Value
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::data::Task;
+    use kiln_nn::data::Task;
 
     fn teacher() -> Architecture {
         serde_json::from_value(json!({"input_dim": 20, "layers": [

@@ -13,12 +13,12 @@ use super::params::ValidTrainParams;
 use super::report;
 use super::tuning;
 use super::{JobContext, JobError, JobInputs, JobOutput, ProducedModel};
-use crate::formats::model_file::{self, ModelFile, ModelMeta};
-use crate::formats::source::Source;
-use crate::nn::data::{Dataset, Task};
-use crate::nn::evaluation::{self, gather_rows};
-use crate::nn::trainer::NoHook;
-use crate::nn::{Sequential, evaluate};
+use kiln_formats::model_file::{self, ModelFile, ModelMeta};
+use kiln_formats::source::Source;
+use kiln_nn::data::{Dataset, Task};
+use kiln_nn::evaluation::{self, gather_rows};
+use kiln_nn::trainer::NoHook;
+use kiln_nn::{Sequential, evaluate};
 
 pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
     let p: ValidTrainParams = inputs.params()?;
@@ -179,8 +179,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::jobs::JobKind;
-    use crate::jobs::fixtures::{TestCtx, accepted, arch, blobs, small_binary_arch};
+    use crate::JobKind;
+    use crate::fixtures::{TestCtx, accepted, arch, blobs, small_binary_arch};
 
     /// `JobOutput` is not `Debug`, so `expect_err` is not available.
     fn job_error(r: Result<JobOutput, JobError>, what: &str) -> JobError {
@@ -234,7 +234,7 @@ mod tests {
         assert!(m["accuracy"].as_f64().unwrap_or(0.0) > 0.9, "{m:?}");
         let produced = out.model.expect("a model");
         assert_eq!(m["size_bytes"], json!(produced.file.len()));
-        let file = crate::formats::model::read(&produced.file).expect("decodes");
+        let file = kiln_formats::model::read(&produced.file).expect("decodes");
         assert!(file.meta.trained);
         assert_eq!(
             file.meta.parent_id.as_deref(),

@@ -1,5 +1,5 @@
 //! The compress job: Deep Compression's weight sharing and coding of a (pruned)
-//! model into kiln's compressed artifact (see [`crate::formats::compressed`]).
+//! model into kiln's compressed artifact (see [`kiln_formats::compressed`]).
 //!
 //! Each dense layer's non-zero weights are clustered into `2^bits` shared values
 //! (k-means); optionally the centroids are fine-tuned with the summed gradients
@@ -16,8 +16,8 @@ use super::snapshot::score;
 use super::stage::{self, After, Encoding, OptimizationStage, Reported, StageContext, Transformed};
 use super::tuning::fine_tune;
 use super::{JobContext, JobError, JobInputs, JobOutput};
-use crate::formats::compressed::Coder;
-use crate::nn::share::{CentroidTuner, CodebookInit, share_weights};
+use kiln_formats::compressed::Coder;
+use kiln_nn::share::{CentroidTuner, CodebookInit, share_weights};
 
 fn coders(choice: CoderChoice) -> Vec<Coder> {
     match choice {
@@ -105,11 +105,11 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::formats::model_file::{self, ModelFile};
-    use crate::jobs::JobKind;
-    use crate::jobs::fixtures::{TestCtx, accepted, arch, blobs};
-    use crate::nn::prune::{MagnitudeConfig, Scope, magnitude_masks, set_masks};
-    use crate::nn::sparse::{Choice, compile_with};
+    use crate::JobKind;
+    use crate::fixtures::{TestCtx, accepted, arch, blobs};
+    use kiln_formats::model_file::{self, ModelFile};
+    use kiln_nn::prune::{MagnitudeConfig, Scope, magnitude_masks, set_masks};
+    use kiln_nn::sparse::{Choice, compile_with};
 
     /// A model with its hidden layer pruned to 80 %, as a prune job would hand it over.
     fn pruned_inputs(params: Value) -> JobInputs {
@@ -154,7 +154,7 @@ mod tests {
         let produced = out.model.expect("a model");
         assert_eq!(produced.dtype, "shared3");
         assert_eq!(produced.nonzero_params, original.nonzero_params());
-        let file = crate::formats::model::read(&produced.file).expect("the artifact decodes");
+        let file = kiln_formats::model::read(&produced.file).expect("the artifact decodes");
         assert_eq!(file.meta.dtype, "shared3");
         // At most 2^3 distinct non-zero values per layer, zeros where the mask was.
         for ((_, d), (_, o)) in file.model.dense_layers().zip(original.dense_layers()) {

@@ -17,11 +17,11 @@ use ndarray::ArrayView2;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::nn::evaluation::Evaluation;
-use crate::nn::parallel::serial;
-use crate::nn::sparse::{InferenceModel, LayerKernel, compile_on};
-use crate::nn::timing::{Calls, TimingBudget, time_predictor};
-use crate::nn::{Predictor, Sequential};
+use kiln_nn::evaluation::Evaluation;
+use kiln_nn::parallel::serial;
+use kiln_nn::sparse::{InferenceModel, LayerKernel, compile_on};
+use kiln_nn::timing::{Calls, TimingBudget, time_predictor};
+use kiln_nn::{Predictor, Sequential};
 
 /// A job's timing budget: a report must not cost the job more than a fraction of a second.
 const JOB_BUDGET: TimingBudget = TimingBudget {

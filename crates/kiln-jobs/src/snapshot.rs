@@ -6,10 +6,10 @@ use ndarray::Array2;
 use serde::Serialize;
 
 use super::report::{self, EvaluationReport, ModelReport};
-use crate::nn::Sequential;
-use crate::nn::data::{Dataset, Task};
-use crate::nn::evaluation::{Evaluation, evaluate_keeping_outputs};
-use crate::nn::prune::layer_sparsity;
+use kiln_nn::Sequential;
+use kiln_nn::data::{Dataset, Task};
+use kiln_nn::evaluation::{Evaluation, evaluate_keeping_outputs};
+use kiln_nn::prune::layer_sparsity;
 
 /// Rows an optimization job measures on: `eval_dataset` when given, else the
 /// training data. The name goes into the report as `evaluated_on`.
@@ -30,7 +30,7 @@ pub fn score(model: &Sequential, data: &Dataset) -> Evaluation {
 
 /// [`score`], also returning the model's outputs on `data`.
 pub fn score_keeping_outputs(model: &Sequential, data: &Dataset) -> (Evaluation, Array2<f32>) {
-    let loss = crate::jobs::params::default_loss(model.architecture(), data.task);
+    let loss = crate::params::default_loss(model.architecture(), data.task);
     evaluate_keeping_outputs(
         model,
         data.x.view(),

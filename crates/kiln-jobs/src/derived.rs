@@ -4,11 +4,11 @@
 use serde_json::{Map, Value};
 
 use super::{JobInputs, JobOutput, ProducedModel};
-use crate::formats::model_file::ModelFile;
-use crate::formats::model_file::ModelMeta;
-use crate::formats::source::Source;
-use crate::nn::Sequential;
-use crate::nn::data::Task;
+use kiln_formats::model_file::ModelFile;
+use kiln_formats::model_file::ModelMeta;
+use kiln_formats::source::Source;
+use kiln_nn::Sequential;
+use kiln_nn::data::Task;
 
 /// Metadata of a trained model derived by job `job_id` from model `parent_id`.
 pub fn derived_meta(

@@ -15,9 +15,9 @@ use serde_json::Value;
 use super::fields::Fields;
 use super::fine_tune::fine_tune;
 use super::train::ValidTrainParams;
-use crate::jobs::{DatasetShape, JobLimits};
-use crate::nn::spec::Architecture;
-use crate::validation::{Checker, Invalid};
+use crate::{DatasetShape, JobLimits};
+use kiln_nn::spec::Architecture;
+use kiln_nn::validation::{Checker, Invalid};
 
 pub const DEFAULT_BITS: u8 = 5;
 

@@ -16,16 +16,16 @@ use super::params::{CalibrationChoice, QuantizeMode, ValidCalibration, ValidQuan
 use super::stage::{self, After, Encoding, OptimizationStage, Reported, StageContext, Transformed};
 use super::tuning::fine_tune;
 use super::{JobContext, JobError, JobInputs, JobOutput};
-use crate::nn::data::Dataset;
-use crate::nn::evaluation::{Evaluation, Head, evaluate_predictor};
-use crate::nn::quant::budget::{AccuracyBudget, BudgetError, fit_accuracy_budget};
-use crate::nn::quant::calibrate::CalibrationMethod;
-use crate::nn::quant::compare::{
+use kiln_nn::data::Dataset;
+use kiln_nn::evaluation::{Evaluation, Head, evaluate_predictor};
+use kiln_nn::quant::budget::{AccuracyBudget, BudgetError, fit_accuracy_budget};
+use kiln_nn::quant::calibrate::CalibrationMethod;
+use kiln_nn::quant::compare::{
     CalibrationResult, CompareError, calibration_rows, compare_calibrations,
 };
-use crate::nn::quant::qat::FakeQuantWeights;
-use crate::nn::quant::qmodel::{QuantConfig, QuantMode, QuantizedModel};
-use crate::nn::{Predictor, Sequential};
+use kiln_nn::quant::qat::FakeQuantWeights;
+use kiln_nn::quant::qmodel::{QuantConfig, QuantMode, QuantizedModel};
+use kiln_nn::{Predictor, Sequential};
 
 fn method(c: &ValidCalibration) -> CalibrationMethod {
     match c.method {
@@ -240,12 +240,12 @@ fn layer_report(
 mod tests {
     use serde_json::{Value, json};
 
-    use crate::formats::model_file::{self, ModelFile};
+    use kiln_formats::model_file::{self, ModelFile};
 
     use super::*;
-    use crate::jobs::JobKind;
-    use crate::jobs::fixtures::{TestCtx, accepted, arch, blobs};
-    use crate::nn::trainer::{FitConfig, fit};
+    use crate::JobKind;
+    use crate::fixtures::{TestCtx, accepted, arch, blobs};
+    use kiln_nn::trainer::{FitConfig, fit};
 
     /// A trained 4 → 16 → 8 → 1 network whose second layer carries one huge weight
     /// on a dead unit: harmless in float, ruinous for that layer's per-tensor int8 scale.
@@ -260,12 +260,12 @@ mod tests {
         let cfg = FitConfig {
             epochs: 30,
             batch_size: 32,
-            optimizer: crate::nn::OptimizerConfig::Adam(crate::nn::optim::Adam {
+            optimizer: kiln_nn::OptimizerConfig::Adam(kiln_nn::optim::Adam {
                 lr: 0.01,
                 ..Default::default()
             }),
-            schedule: crate::nn::Schedule::Constant,
-            loss: crate::nn::Loss::BinaryCrossentropy,
+            schedule: kiln_nn::Schedule::Constant,
+            loss: kiln_nn::Loss::BinaryCrossentropy,
             regularization: Default::default(),
             validation_split: 0.0,
             early_stopping: None,
@@ -331,7 +331,7 @@ mod tests {
             .collect();
         assert_eq!(layers, vec![0, 2], "the other layers stay int8");
         let produced = out.model.expect("a model");
-        let back = crate::formats::model::read(&produced.file).expect("decodes");
+        let back = kiln_formats::model::read(&produced.file).expect("decodes");
         assert_eq!(back.meta.dtype, "int8");
     }
 }

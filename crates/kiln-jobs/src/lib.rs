@@ -8,9 +8,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::nn::data::{Dataset, Task};
-use crate::nn::spec::{Architecture, ArchitectureLimits};
-use crate::validation::{Checker, Invalid};
+use kiln_nn::data::{Dataset, Task};
+use kiln_nn::spec::{Architecture, ArchitectureLimits};
+use kiln_nn::validation::{Checker, Invalid};
 use shape::shape_of;
 
 pub mod compact;
@@ -134,7 +134,7 @@ impl Default for JobLimits {
 /// Decoded inputs handed to a job by the queue.
 pub struct JobInputs {
     /// The model named by the job, decoded from its stored file.
-    pub model: crate::formats::model_file::ModelFile,
+    pub model: kiln_formats::model_file::ModelFile,
     /// Bytes of the stored model file (what `size_bytes` reports for the input model).
     pub model_bytes: usize,
     pub dataset: Dataset,
@@ -183,7 +183,7 @@ pub struct ProducedModel {
     /// The task the model was trained for.
     pub task: Option<Task>,
     /// Where the model's ancestor was imported from (kept for ONNX export).
-    pub source: Option<crate::formats::source::Source>,
+    pub source: Option<kiln_formats::source::Source>,
 }
 
 /// A file a job produced that is not itself a model (reports, plots, …).
@@ -221,8 +221,8 @@ pub enum JobError {
 
 /// A model with a layer kind the job's algorithm does not know: the input is
 /// wrong for this job, so it fails at once and is never retried.
-impl From<crate::nn::layer::UnsupportedLayer> for JobError {
-    fn from(e: crate::nn::layer::UnsupportedLayer) -> Self {
+impl From<kiln_nn::layer::UnsupportedLayer> for JobError {
+    fn from(e: kiln_nn::layer::UnsupportedLayer) -> Self {
         JobError::Invalid(Invalid::one("model", e.to_string()))
     }
 }

@@ -31,17 +31,17 @@ use super::derived::{meta_for, produced};
 use super::report::{EvaluationReport, ModelReport, to_map};
 use super::snapshot::{Snapshot, evaluation_data, score_keeping_outputs};
 use super::{JobContext, JobError, JobInputs, JobOutput};
-use crate::formats::compressed::{self, Coder, LayerLayout};
-use crate::formats::model_file::{self, ModelFile};
-use crate::formats::quantized::Quantization;
-use crate::formats::source::Source;
-use crate::nn::Sequential;
-use crate::nn::data::{Dataset, Task};
-use crate::nn::evaluation::{Evaluation, Head, evaluate_predictor};
-use crate::nn::quant::kernel;
-use crate::nn::quant::qmodel::QuantizedModel;
-use crate::nn::share::SharedWeights;
-use crate::validation::Invalid;
+use kiln_formats::compressed::{self, Coder, LayerLayout};
+use kiln_formats::model_file::{self, ModelFile};
+use kiln_formats::quantized::Quantization;
+use kiln_formats::source::Source;
+use kiln_nn::Sequential;
+use kiln_nn::data::{Dataset, Task};
+use kiln_nn::evaluation::{Evaluation, Head, evaluate_predictor};
+use kiln_nn::quant::kernel;
+use kiln_nn::quant::qmodel::QuantizedModel;
+use kiln_nn::share::SharedWeights;
+use kiln_nn::validation::Invalid;
 
 /// Rows on which the stored model must predict what the built one does.
 pub const ROUNDTRIP_ROWS: usize = 256;
@@ -334,7 +334,7 @@ fn encode<S: OptimizationStage>(
 ) -> Result<Encoded, JobError> {
     let mut meta = meta_for(&model, inputs);
     let read_back = |bytes: &[u8]| {
-        crate::formats::model::read(bytes)
+        kiln_formats::model::read(bytes)
             .map_err(|e| JobError::Failed(format!("the {} model does not read back: {e}", S::NOUN)))
     };
     match encoding {

@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use super::JobKind;
 use super::params::{resolved_student, student_model_ref};
-use crate::formats::model_file::ModelFile;
-use crate::nn::spec::Architecture;
+use kiln_formats::model_file::ModelFile;
+use kiln_nn::spec::Architecture;
 
 /// Why a job names a model. The JSON/SQL name is [`ModelRole::as_str`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

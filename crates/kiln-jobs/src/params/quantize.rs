@@ -17,9 +17,9 @@ use serde_json::{Value, json};
 use super::fields::{Fields, choice, non_negative_finite};
 use super::fine_tune::fine_tune;
 use super::train::{ValidTrainParams, check_compatibility};
-use crate::jobs::{DatasetShape, JobLimits};
-use crate::nn::spec::Architecture;
-use crate::validation::{Checker, Invalid};
+use crate::{DatasetShape, JobLimits};
+use kiln_nn::spec::Architecture;
+use kiln_nn::validation::{Checker, Invalid};
 
 pub const DEFAULT_CALIBRATION_SAMPLES: usize = 1000;
 pub const DEFAULT_PERCENTILE: f64 = 99.99;
@@ -52,8 +52,8 @@ pub struct ValidCalibration {
 pub struct ValidQuantizeParams {
     pub mode: QuantizeMode,
     pub bits: u8,
-    pub granularity: crate::nn::quant::scheme::Granularity,
-    pub scheme: crate::nn::quant::scheme::Scheme,
+    pub granularity: kiln_nn::quant::scheme::Granularity,
+    pub scheme: kiln_nn::quant::scheme::Scheme,
     /// Static and qat only: dynamic quantization measures ranges per batch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calibration: Option<ValidCalibration>,
@@ -70,7 +70,7 @@ pub fn validate_quantize(
     eval: Option<&DatasetShape>,
     limits: &JobLimits,
 ) -> Result<ValidQuantizeParams, Invalid> {
-    use crate::nn::quant::scheme::{Granularity, Scheme};
+    use kiln_nn::quant::scheme::{Granularity, Scheme};
     let mut c = Checker::new();
     let mut f = Fields::new(params, "params", &mut c);
     let mode = choice(

@@ -7,14 +7,14 @@ use super::fields::{Fields, non_negative_finite, unit_interval};
 use super::optimizer::{OptimizerParams, optimizer};
 use super::schedule::schedule;
 use super::{DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_PATIENCE, DEFAULT_SEED};
-use crate::jobs::{DatasetShape, JobLimits};
-use crate::nn::data::Task;
-use crate::nn::loss::Loss;
-use crate::nn::regularization::Regularization;
-use crate::nn::schedule::Schedule;
-use crate::nn::spec::{Activation, Architecture};
-use crate::nn::trainer::EarlyStopping;
-use crate::validation::{Checker, Invalid};
+use crate::{DatasetShape, JobLimits};
+use kiln_nn::data::Task;
+use kiln_nn::loss::Loss;
+use kiln_nn::regularization::Regularization;
+use kiln_nn::schedule::Schedule;
+use kiln_nn::spec::{Activation, Architecture};
+use kiln_nn::trainer::EarlyStopping;
+use kiln_nn::validation::{Checker, Invalid};
 
 /// Problems between a model and a dataset, reported against `field` (`dataset` or `eval_dataset`).
 pub fn check_compatibility(
@@ -250,7 +250,7 @@ pub fn validate_train(
     if unit_interval(&mut c, "params.validation_split".into(), validation_split)
         && validation_split > 0.0
     {
-        let n_val = crate::nn::batch::validation_rows(dataset.rows, validation_split);
+        let n_val = kiln_nn::batch::validation_rows(dataset.rows, validation_split);
         c.require(
             n_val >= 1 && n_val < dataset.rows,
             "params.validation_split",
@@ -326,7 +326,7 @@ mod tests {
 
     use super::super::test_support::{binary, fields, seed_arch};
     use super::*;
-    use crate::jobs::params::to_json;
+    use crate::params::to_json;
 
     #[test]
     fn empty_params_fill_in_every_default() {

@@ -6,9 +6,9 @@ use serde_json::Value;
 use super::DEFAULT_EVAL_BATCH_SIZE;
 use super::fields::Fields;
 use super::train::check_compatibility;
-use crate::jobs::{DatasetShape, JobLimits};
-use crate::nn::spec::Architecture;
-use crate::validation::{Checker, Invalid};
+use crate::{DatasetShape, JobLimits};
+use kiln_nn::spec::Architecture;
+use kiln_nn::validation::{Checker, Invalid};
 
 /// Checked evaluate parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

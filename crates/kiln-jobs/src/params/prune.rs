@@ -25,9 +25,9 @@ use serde_json::Value;
 use super::fields::{Fields, choice, unit_interval};
 use super::fine_tune::{fine_tune, steps_per_epoch};
 use super::train::ValidTrainParams;
-use crate::jobs::{DatasetShape, JobLimits};
-use crate::nn::spec::{Architecture, LayerSpec};
-use crate::validation::{Checker, Invalid};
+use crate::{DatasetShape, JobLimits};
+use kiln_nn::spec::{Architecture, LayerSpec};
+use kiln_nn::validation::{Checker, Invalid};
 
 pub const DEFAULT_SPARSITY: f64 = 0.5;
 /// Pruning events a default polynomial schedule spreads over its window.

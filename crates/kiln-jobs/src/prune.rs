@@ -14,14 +14,14 @@ use super::params::{PruneMethod, PruneScheduleParams, PruneScope, UnitRanking, V
 use super::stage::{self, After, Encoding, OptimizationStage, Reported, StageContext, Transformed};
 use super::tuning::fine_tune;
 use super::{JobContext, JobError, JobInputs, JobOutput};
-use crate::nn::Sequential;
-use crate::nn::data::Dataset;
-use crate::nn::prune::{
+use kiln_nn::Sequential;
+use kiln_nn::data::Dataset;
+use kiln_nn::prune::{
     GradualMagnitude, GradualNeurons, MagnitudeConfig, NeuronConfig, PruneError, PruneSchedule,
     Scope, UnitCriterion, magnitude_masks, remove_units, select_units, set_masks,
 };
-use crate::nn::trainer::NoHook;
-use crate::validation::Invalid;
+use kiln_nn::trainer::NoHook;
+use kiln_nn::validation::Invalid;
 
 fn scope(s: PruneScope) -> Scope {
     match s {
@@ -221,11 +221,11 @@ pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobErro
 mod tests {
     use serde_json::{Value, json};
 
-    use crate::formats::model_file::{self, ModelFile};
+    use kiln_formats::model_file::{self, ModelFile};
 
     use super::*;
-    use crate::jobs::JobKind;
-    use crate::jobs::fixtures::{TestCtx, accepted, arch, blobs};
+    use crate::JobKind;
+    use crate::fixtures::{TestCtx, accepted, arch, blobs};
 
     fn inputs(params: Value) -> JobInputs {
         let a = arch(
@@ -272,7 +272,7 @@ mod tests {
         let produced = out.model.expect("a model");
         assert_eq!(produced.nonzero_params, 16 + 32 + 8);
         assert_eq!(out.metrics["size_bytes"], json!(produced.file.len()));
-        let back = crate::formats::model::read(&produced.file).expect("decodes");
+        let back = kiln_formats::model::read(&produced.file).expect("decodes");
         assert_eq!(back.model.nonzero_params(), produced.nonzero_params);
         assert!(back.meta.extra.is_empty());
         assert!(back.meta.trained);
