@@ -13,8 +13,8 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use kiln::formats::model_file::ModelFile;
 use kiln::formats::onnx;
 use kiln::formats::quantized::Quantization;
-use kiln::nn::quant::qmodel::{QuantConfig, QuantMode, QuantizedModel};
-use kiln::nn::quant::scheme::{Granularity, Scheme};
+use kiln::nn::optimize::quant::qmodel::{QuantConfig, QuantMode, QuantizedModel};
+use kiln::nn::optimize::quant::scheme::{Granularity, Scheme};
 use kiln::nn::spec::{Architecture, ArchitectureLimits};
 
 const LENET_300_100: &str = r#"{"input_dim": 784, "layers": [

@@ -46,7 +46,7 @@ import numpy as np
 from safetensors import safe_open
 
 # ---------------------------------------------------------------------------
-# Conventions that MUST match kiln's src/nn/activation.rs (frameworks differ):
+# Conventions that MUST match kiln's crates/kiln-nn/src/layers/activation.rs (frameworks differ):
 #   * leaky_relu negative slope: LEAKY_RELU_SLOPE = 0.01 (PyTorch's default;
 #     Keras' LeakyReLU uses 0.3, tf.nn.leaky_relu 0.2).
 #   * gelu: the tanh approximation 0.5·z·(1 + tanh(√(2/π)(z + 0.044715 z³)))

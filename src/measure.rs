@@ -12,8 +12,8 @@ use serde_json::{Map, Value, json};
 
 use crate::jobs::report::evaluation_metrics;
 use crate::nn::data::{Dataset, Task};
-use crate::nn::evaluation::{Head, evaluate_predictor};
-use crate::nn::timing::{Calls, TimingBudget, time_predictor};
+use crate::nn::measure::evaluation::{Head, evaluate_predictor};
+use crate::nn::measure::timing::{Calls, TimingBudget, time_predictor};
 
 const BATCH: usize = 1024;
 
@@ -39,9 +39,9 @@ fn measure_budget(calls: usize) -> TimingBudget {
 }
 
 /// Metrics of the model file `bytes` on `data`, measured on the form it is served in,
-/// on this thread alone ([`crate::nn::parallel::serial`]), so the figures are per core.
+/// on this thread alone ([`crate::nn::kernels::parallel::serial`]), so the figures are per core.
 pub fn measure(bytes: &[u8], data: &Dataset, calls: usize) -> Result<Map<String, Value>, String> {
-    crate::nn::parallel::serial(|| measure_serial(bytes, data, calls))
+    crate::nn::kernels::parallel::serial(|| measure_serial(bytes, data, calls))
 }
 
 fn measure_serial(
@@ -82,7 +82,7 @@ fn measure_serial(
     if file.meta.quantization.is_some() {
         m.insert(
             "isa".into(),
-            json!(crate::nn::quant::kernel::detected().name()),
+            json!(crate::nn::optimize::quant::kernel::detected().name()),
         );
     }
     Ok(m)

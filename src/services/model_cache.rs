@@ -45,7 +45,7 @@ impl ModelCache {
 mod tests {
     use super::*;
     use crate::nn::Sequential;
-    use crate::nn::sparse::{Choice, compile_with};
+    use crate::nn::kernels::sparse::{Choice, compile_with};
 
     fn compiled() -> Arc<dyn Predictor> {
         let arch = serde_json::from_str(

@@ -53,8 +53,8 @@ use super::huffman::{self, BitReader, BitWriter};
 use super::model_meta::{FORMAT, FORMAT_VERSION, ModelFile, ModelMeta};
 use kiln_nn::Sequential;
 use kiln_nn::data::Task;
-use kiln_nn::layer::UnsupportedLayer;
-use kiln_nn::share::{SharedLayer, SharedWeights};
+use kiln_nn::layers::UnsupportedLayer;
+use kiln_nn::optimize::share::{SharedLayer, SharedWeights};
 use kiln_nn::spec::{Architecture, ArchitectureLimits, LayerSpec};
 use kiln_nn::validation::{FieldError, Invalid};
 
@@ -845,8 +845,8 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kiln_nn::layer::Layer;
-    use kiln_nn::share::{CodebookInit, share_weights};
+    use kiln_nn::layers::Layer;
+    use kiln_nn::optimize::share::{CodebookInit, share_weights};
     use rand::{RngExt, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 

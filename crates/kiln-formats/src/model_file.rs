@@ -28,7 +28,7 @@ use super::quantized::{self, Quantization};
 use super::sparse_layout::{self, RawTensor};
 use kiln_nn::Sequential;
 use kiln_nn::data::Task;
-use kiln_nn::layer::UnsupportedLayer;
+use kiln_nn::layers::UnsupportedLayer;
 use kiln_nn::spec::{Architecture, ArchitectureLimits, LayerSpec};
 use kiln_nn::validation::Invalid;
 
@@ -262,7 +262,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<ModelFile, Invalid> {
             )));
         }
     }
-    let mut int8_layers: Vec<kiln_nn::quant::qmodel::LayerQuant> = Vec::new();
+    let mut int8_layers: Vec<kiln_nn::optimize::quant::qmodel::LayerQuant> = Vec::new();
     let trained = match md.get("trained").map(String::as_str) {
         Some("true") => true,
         Some("false") | None => false,
@@ -659,8 +659,8 @@ mod tests {
     /// the model file, under PyTorch's names and layouts.
     #[test]
     fn a_cnn_survives_the_model_file_with_its_running_statistics() {
-        use kiln_nn::layer::Layer;
-        use kiln_nn::optim::{Adam, OptimizerConfig};
+        use kiln_nn::layers::Layer;
+        use kiln_nn::train::optim::{Adam, OptimizerConfig};
         use kiln_nn::{FitConfig, Loss, Regularization, Schedule, fit};
         let (x, y) = kiln_nn::datagen::bars(64, 5);
         let arch: Architecture = serde_json::from_str(

@@ -64,10 +64,14 @@ impl ModelFile {
     /// The int8 network of a quantized model; `None` for a float one.
     pub fn int8(
         &self,
-    ) -> Option<Result<kiln_nn::quant::qmodel::QuantizedModel, kiln_nn::quant::qmodel::QuantError>>
-    {
+    ) -> Option<
+        Result<
+            kiln_nn::optimize::quant::qmodel::QuantizedModel,
+            kiln_nn::optimize::quant::qmodel::QuantError,
+        >,
+    > {
         self.meta.quantization.as_ref().map(|q| {
-            kiln_nn::quant::qmodel::QuantizedModel::from_parts(
+            kiln_nn::optimize::quant::qmodel::QuantizedModel::from_parts(
                 &self.model,
                 &q.config,
                 q.layers.clone(),
@@ -88,8 +92,8 @@ impl ModelFile {
                 format!("the int8 layers cannot be rebuilt: {e}"),
             )),
             None => Ok(Box::new(match sample {
-                Some(x) => kiln_nn::sparse::compile_on(&self.model, x),
-                None => kiln_nn::sparse::compile(&self.model),
+                Some(x) => kiln_nn::kernels::sparse::compile_on(&self.model, x),
+                None => kiln_nn::kernels::sparse::compile(&self.model),
             })),
         }
     }

@@ -21,8 +21,8 @@ use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
 use super::sparse_layout::RawTensor;
-use kiln_nn::quant::qmodel::{LayerQuant, QuantConfig, QuantMode};
-use kiln_nn::quant::scheme::{Granularity, QParams, QuantizedWeights, Scheme};
+use kiln_nn::optimize::quant::qmodel::{LayerQuant, QuantConfig, QuantMode};
+use kiln_nn::optimize::quant::scheme::{Granularity, QParams, QuantizedWeights, Scheme};
 use kiln_nn::validation::Invalid;
 
 /// The metadata key holding the quantization header.

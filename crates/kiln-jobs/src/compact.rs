@@ -15,11 +15,11 @@ use super::snapshot::score;
 use super::stage::{self, After, Encoding, OptimizationStage, Reported, StageContext, Transformed};
 use super::{JobContext, JobError, JobInputs, JobOutput};
 use kiln_nn::Sequential;
-use kiln_nn::compact::{
+use kiln_nn::data::Dataset;
+use kiln_nn::optimize::compact::{
     Action, CompactError, factorize, fold_linear_layers, max_useful_rank, merge_duplicate_units,
     rank_for_energy, remove_dead_units, singular_values, smallest_passing_rank,
 };
-use kiln_nn::data::Dataset;
 use kiln_nn::spec::Architecture;
 
 fn failed(e: CompactError) -> JobError {

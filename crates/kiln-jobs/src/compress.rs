@@ -17,7 +17,7 @@ use super::stage::{self, After, Encoding, OptimizationStage, Reported, StageCont
 use super::tuning::fine_tune;
 use super::{JobContext, JobError, JobInputs, JobOutput};
 use kiln_formats::compressed::Coder;
-use kiln_nn::share::{CentroidTuner, CodebookInit, share_weights};
+use kiln_nn::optimize::share::{CentroidTuner, CodebookInit, share_weights};
 
 fn coders(choice: CoderChoice) -> Vec<Coder> {
     match choice {
@@ -108,8 +108,8 @@ mod tests {
     use crate::JobKind;
     use crate::fixtures::{TestCtx, accepted, arch, blobs};
     use kiln_formats::model_file::{self, ModelFile};
-    use kiln_nn::prune::{MagnitudeConfig, Scope, magnitude_masks, set_masks};
-    use kiln_nn::sparse::{Choice, compile_with};
+    use kiln_nn::kernels::sparse::{Choice, compile_with};
+    use kiln_nn::optimize::prune::{MagnitudeConfig, Scope, magnitude_masks, set_masks};
 
     /// A model with its hidden layer pruned to 80 %, as a prune job would hand it over.
     fn pruned_inputs(params: Value) -> JobInputs {

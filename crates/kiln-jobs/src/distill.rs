@@ -25,11 +25,11 @@ use super::{JobContext, JobError, JobInputs, JobOutput};
 use kiln_formats::model_file::ModelFile;
 use kiln_nn::Sequential;
 use kiln_nn::data::{Dataset, Task};
-use kiln_nn::distill::{
+use kiln_nn::optimize::distill::{
     DistillError, DistillLoss, Distiller, TeacherPath, TeacherTargets, agreement,
 };
 use kiln_nn::spec::Architecture;
-use kiln_nn::trainer::{FitOutcome, Hooks};
+use kiln_nn::train::trainer::{FitOutcome, Hooks};
 
 /// The headline figures of one model, for the side-by-side table.
 #[derive(Serialize)]

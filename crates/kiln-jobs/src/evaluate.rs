@@ -15,7 +15,7 @@ use super::report;
 use super::{JobContext, JobError, JobInputs, JobOutput};
 use kiln_nn::data::Task;
 use kiln_nn::evaluate;
-use kiln_nn::evaluation::{Head, evaluate_predictor};
+use kiln_nn::measure::evaluation::{Head, evaluate_predictor};
 
 pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {
     let file = &inputs.model;

@@ -221,8 +221,8 @@ pub enum JobError {
 
 /// A model with a layer kind the job's algorithm does not know: the input is
 /// wrong for this job, so it fails at once and is never retried.
-impl From<kiln_nn::layer::UnsupportedLayer> for JobError {
-    fn from(e: kiln_nn::layer::UnsupportedLayer) -> Self {
+impl From<kiln_nn::layers::UnsupportedLayer> for JobError {
+    fn from(e: kiln_nn::layers::UnsupportedLayer) -> Self {
         JobError::Invalid(Invalid::one("model", e.to_string()))
     }
 }

@@ -16,11 +16,11 @@ use super::tuning::fine_tune;
 use super::{JobContext, JobError, JobInputs, JobOutput};
 use kiln_nn::Sequential;
 use kiln_nn::data::Dataset;
-use kiln_nn::prune::{
+use kiln_nn::optimize::prune::{
     GradualMagnitude, GradualNeurons, MagnitudeConfig, NeuronConfig, PruneError, PruneSchedule,
     Scope, UnitCriterion, magnitude_masks, remove_units, select_units, set_masks,
 };
-use kiln_nn::trainer::NoHook;
+use kiln_nn::train::trainer::NoHook;
 use kiln_nn::validation::Invalid;
 
 fn scope(s: PruneScope) -> Scope {

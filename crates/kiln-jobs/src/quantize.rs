@@ -17,14 +17,14 @@ use super::stage::{self, After, Encoding, OptimizationStage, Reported, StageCont
 use super::tuning::fine_tune;
 use super::{JobContext, JobError, JobInputs, JobOutput};
 use kiln_nn::data::Dataset;
-use kiln_nn::evaluation::{Evaluation, Head, evaluate_predictor};
-use kiln_nn::quant::budget::{AccuracyBudget, BudgetError, fit_accuracy_budget};
-use kiln_nn::quant::calibrate::CalibrationMethod;
-use kiln_nn::quant::compare::{
+use kiln_nn::measure::evaluation::{Evaluation, Head, evaluate_predictor};
+use kiln_nn::optimize::quant::budget::{AccuracyBudget, BudgetError, fit_accuracy_budget};
+use kiln_nn::optimize::quant::calibrate::CalibrationMethod;
+use kiln_nn::optimize::quant::compare::{
     CalibrationResult, CompareError, calibration_rows, compare_calibrations,
 };
-use kiln_nn::quant::qat::FakeQuantWeights;
-use kiln_nn::quant::qmodel::{QuantConfig, QuantMode, QuantizedModel};
+use kiln_nn::optimize::quant::qat::FakeQuantWeights;
+use kiln_nn::optimize::quant::qmodel::{QuantConfig, QuantMode, QuantizedModel};
 use kiln_nn::{Predictor, Sequential};
 
 fn method(c: &ValidCalibration) -> CalibrationMethod {
@@ -245,7 +245,7 @@ mod tests {
     use super::*;
     use crate::JobKind;
     use crate::fixtures::{TestCtx, accepted, arch, blobs};
-    use kiln_nn::trainer::{FitConfig, fit};
+    use kiln_nn::train::trainer::{FitConfig, fit};
 
     /// A trained 4 → 16 → 8 → 1 network whose second layer carries one huge weight
     /// on a dead unit: harmless in float, ruinous for that layer's per-tensor int8 scale.
@@ -260,7 +260,7 @@ mod tests {
         let cfg = FitConfig {
             epochs: 30,
             batch_size: 32,
-            optimizer: kiln_nn::OptimizerConfig::Adam(kiln_nn::optim::Adam {
+            optimizer: kiln_nn::OptimizerConfig::Adam(kiln_nn::train::optim::Adam {
                 lr: 0.01,
                 ..Default::default()
             }),

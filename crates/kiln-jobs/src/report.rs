@@ -17,10 +17,10 @@ use ndarray::ArrayView2;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use kiln_nn::evaluation::Evaluation;
-use kiln_nn::parallel::serial;
-use kiln_nn::sparse::{InferenceModel, LayerKernel, compile_on};
-use kiln_nn::timing::{Calls, TimingBudget, time_predictor};
+use kiln_nn::kernels::parallel::serial;
+use kiln_nn::kernels::sparse::{InferenceModel, LayerKernel, compile_on};
+use kiln_nn::measure::evaluation::Evaluation;
+use kiln_nn::measure::timing::{Calls, TimingBudget, time_predictor};
 use kiln_nn::{Predictor, Sequential};
 
 /// A job's timing budget: a report must not cost the job more than a fraction of a second.

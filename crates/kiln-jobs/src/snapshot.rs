@@ -8,8 +8,8 @@ use serde::Serialize;
 use super::report::{self, EvaluationReport, ModelReport};
 use kiln_nn::Sequential;
 use kiln_nn::data::{Dataset, Task};
-use kiln_nn::evaluation::{Evaluation, evaluate_keeping_outputs};
-use kiln_nn::prune::layer_sparsity;
+use kiln_nn::measure::evaluation::{Evaluation, evaluate_keeping_outputs};
+use kiln_nn::optimize::prune::layer_sparsity;
 
 /// Rows an optimization job measures on: `eval_dataset` when given, else the
 /// training data. The name goes into the report as `evaluated_on`.

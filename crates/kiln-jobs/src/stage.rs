@@ -37,10 +37,10 @@ use kiln_formats::quantized::Quantization;
 use kiln_formats::source::Source;
 use kiln_nn::Sequential;
 use kiln_nn::data::{Dataset, Task};
-use kiln_nn::evaluation::{Evaluation, Head, evaluate_predictor};
-use kiln_nn::quant::kernel;
-use kiln_nn::quant::qmodel::QuantizedModel;
-use kiln_nn::share::SharedWeights;
+use kiln_nn::measure::evaluation::{Evaluation, Head, evaluate_predictor};
+use kiln_nn::optimize::quant::kernel;
+use kiln_nn::optimize::quant::qmodel::QuantizedModel;
+use kiln_nn::optimize::share::SharedWeights;
 use kiln_nn::validation::Invalid;
 
 /// Rows on which the stored model must predict what the built one does.

@@ -16,8 +16,8 @@ use super::{JobContext, JobError, JobInputs, JobOutput, ProducedModel};
 use kiln_formats::model_file::{self, ModelFile, ModelMeta};
 use kiln_formats::source::Source;
 use kiln_nn::data::{Dataset, Task};
-use kiln_nn::evaluation::{self, gather_rows};
-use kiln_nn::trainer::NoHook;
+use kiln_nn::measure::evaluation::{self, gather_rows};
+use kiln_nn::train::trainer::NoHook;
 use kiln_nn::{Sequential, evaluate};
 
 pub fn run(inputs: JobInputs, ctx: &dyn JobContext) -> Result<JobOutput, JobError> {

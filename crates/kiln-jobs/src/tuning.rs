@@ -5,7 +5,7 @@ use super::params::ValidTrainParams;
 use super::{JobContext, JobError};
 use kiln_nn::Sequential;
 use kiln_nn::data::{Dataset, Task};
-use kiln_nn::trainer::{FitConfig, FitError, FitOutcome, Hooks, StepHook, fit_with};
+use kiln_nn::train::trainer::{FitConfig, FitError, FitOutcome, Hooks, StepHook, fit_with};
 use kiln_nn::validation::Invalid;
 
 /// The trainer's configuration for checked train parameters.

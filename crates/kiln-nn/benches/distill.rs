@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kiln_nn::data::Task;
-use kiln_nn::distill::{DistillLoss, Distiller, TeacherTargets};
-use kiln_nn::optim::{Adam, OptimizerConfig};
+use kiln_nn::optimize::distill::{DistillLoss, Distiller, TeacherTargets};
 use kiln_nn::spec::Architecture;
+use kiln_nn::train::optim::{Adam, OptimizerConfig};
 use kiln_nn::{FitConfig, Hooks, Loss, Regularization, Schedule, Sequential, fit, fit_with};
 use ndarray::{Array1, Array2};
 use rand::{RngExt, SeedableRng};

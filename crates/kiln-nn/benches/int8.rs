@@ -1,4 +1,4 @@
-//! int8 matrix products (`nn::quant::kernel`) against kiln's f32 product, single-threaded.
+//! int8 matrix products (`nn::optimize::quant::kernel`) against kiln's f32 product, single-threaded.
 //!
 //! `cargo bench --bench int8 -- --warm-up-time 1 --measurement-time 2`. Each group is one
 //! shape `C (m×n) = A (m×k) · W (k×n)` at batch 1 and 1024, for the LeNet-300-100 layers
@@ -20,7 +20,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use kiln_nn::quant::kernel::{Isa, PackedWeights, available, gemm_u8i8_with};
+use kiln_nn::optimize::quant::kernel::{Isa, PackedWeights, available, gemm_u8i8_with};
 use ndarray::Array2;
 use ndarray::linalg::general_mat_mul;
 use rand::{RngExt, SeedableRng};

@@ -4,8 +4,8 @@
 //! throughput is counted in FLOPs (2·m·k·n per product), so criterion's "elem/s" is FLOP/s.
 //!
 //! Paths:
-//! - `kiln`: kiln's path, `kiln_nn::gemm` (no packing; `matmul_bt` for `A·Bᵀ`), on one
-//!   thread (`nn::parallel::serial`); `kiln_avx2` the same forced onto its AVX2 + FMA path
+//! - `kiln`: kiln's path, `kiln_nn::kernels::gemm` (no packing; `matmul_bt` for `A·Bᵀ`), on one
+//!   thread (`nn::kernels::parallel::serial`); `kiln_avx2` the same forced onto its AVX2 + FMA path
 //!   (what CPUs without AVX-512 run); `kiln_cores` unrestricted, so products of 16 MFLOPs
 //!   and more are split over all cores;
 //! - `ndarray`: kiln's path before it, `ndarray::linalg::general_mat_mul` into a preallocated
@@ -20,8 +20,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use kiln_nn::gemm::{self as kiln_gemm, Isa};
-use kiln_nn::parallel::serial;
+use kiln_nn::kernels::gemm::{self as kiln_gemm, Isa};
+use kiln_nn::kernels::parallel::serial;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rand::{RngExt, SeedableRng};

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kiln_nn::data::Task;
-use kiln_nn::optim::{Adam, OptimizerConfig};
-use kiln_nn::parallel::serial;
+use kiln_nn::kernels::parallel::serial;
 use kiln_nn::spec::Architecture;
+use kiln_nn::train::optim::{Adam, OptimizerConfig};
 use kiln_nn::{FitConfig, Loss, Regularization, Schedule, Sequential, fit};
 use ndarray::{Array1, Array2};
 use rand::{RngExt, SeedableRng};

@@ -8,7 +8,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kiln_nn::Sequential;
-use kiln_nn::sparse::{Choice, Csr, compile_with};
+use kiln_nn::kernels::sparse::{Choice, Csr, compile_with};
 use kiln_nn::spec::Architecture;
 use ndarray::Array2;
 use rand::{RngExt, SeedableRng};

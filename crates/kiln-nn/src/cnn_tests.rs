@@ -8,15 +8,15 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::data::Task;
-use super::layer::Layer;
-use super::loss::Loss;
 use super::model::{Sequential, Workspace};
-use super::optim::{Adam, OptimizerConfig};
-use super::regularization::Regularization;
-use super::schedule::Schedule;
 use super::spec::{Architecture, ArchitectureLimits};
-use super::trainer::{FitConfig, fit};
 use crate::datagen::bars;
+use crate::layers::Layer;
+use crate::train::loss::Loss;
+use crate::train::optim::{Adam, OptimizerConfig};
+use crate::train::regularization::Regularization;
+use crate::train::schedule::Schedule;
+use crate::train::trainer::{FitConfig, fit};
 
 fn arch(json: &str) -> Architecture {
     let a: Architecture = serde_json::from_str(json).expect("architecture parses");
@@ -216,7 +216,9 @@ const TWO_CONV: &str = r#"{"input_shape": [1, 8, 8], "layers": [
 
 #[test]
 fn magnitude_pruning_ranks_conv_filters_with_one_global_threshold() {
-    use super::prune::{MagnitudeConfig, Scope, layer_sparsity, magnitude_masks, set_masks};
+    use crate::optimize::prune::{
+        MagnitudeConfig, Scope, layer_sparsity, magnitude_masks, set_masks,
+    };
     let mut model = Sequential::new(&arch(TWO_CONV), 2);
     let before = model.clone();
     let cfg = MagnitudeConfig {
@@ -264,8 +266,10 @@ fn magnitude_pruning_ranks_conv_filters_with_one_global_threshold() {
 
 #[test]
 fn gradual_pruning_of_a_cnn_keeps_masked_filters_at_zero_and_still_learns() {
-    use super::prune::{GradualMagnitude, MagnitudeConfig, PruneSchedule, Scope, layer_sparsity};
-    use super::trainer::fit_with_hook;
+    use crate::optimize::prune::{
+        GradualMagnitude, MagnitudeConfig, PruneSchedule, Scope, layer_sparsity,
+    };
+    use crate::train::trainer::fit_with_hook;
     let (x, y) = bars(320, 7);
     let mut model = Sequential::new(&arch(TWO_CONV), 3);
     let cfg = MagnitudeConfig {

@@ -7,61 +7,44 @@
 //! * [`Sequential::predict`] runs inference (`[rows, in] → [rows, out]`,
 //!   probabilities for sigmoid/softmax heads); [`Sequential::forward`] also
 //!   returns the last pre-activation.
-//! * [`trainer::fit`] trains with a [`trainer::FitConfig`].
-//! * [`evaluation::evaluate`] computes a task's metrics on data.
+//! * [`train::trainer::fit`] trains with a [`train::trainer::FitConfig`].
+//! * [`measure::evaluation::evaluate`] computes a task's metrics on data.
 //!
-//! Parameters live in [`param::Param`] (`value`, `grad`, optional pruning
+//! Parameters live in [`layers::param::Param`] (`value`, `grad`, optional pruning
 //! `mask`); optimizers walk the flat list from [`Sequential::params_mut`].
 
-pub mod activation;
-pub mod batch;
-pub mod batch_norm;
-pub mod compact;
-pub mod conv;
-pub mod conv2d;
-pub mod cpu;
+//!
+//! The tree, by concept:
+//! * [`spec`]: the architecture a client sends and the one shape walk;
+//! * [`layers`]: each layer kind, its activation, parameters and initialisation;
+//! * [`model`]: `Sequential`, a stack of layers, and its workspace;
+//! * [`kernels`]: the products and windows layers run on (gemm, conv, pooling,
+//!   sparse), the CPU-feature probe and the thread budget;
+//! * [`train`]: losses, optimizers, schedules, regularization, batching, the fit loop;
+//! * [`measure`]: metrics, evaluation on data, the timing probe;
+//! * [`optimize`]: what makes a model smaller or faster — pruning, quantization,
+//!   weight sharing, compaction, distillation, batch-norm folding, surgery.
 pub mod data;
 pub mod datagen;
-pub mod dense;
-pub mod distill;
-pub mod dropout;
-pub mod evaluation;
-pub mod flatten;
-pub mod fold;
-pub mod gemm;
-pub mod init;
-pub mod layer;
-pub mod loss;
-pub mod metrics;
+pub mod kernels;
+pub mod layers;
+pub mod measure;
 pub mod model;
-pub mod optim;
-pub mod parallel;
-pub mod param;
-pub mod pool;
-pub mod pooling;
+pub mod optimize;
 pub mod predictor;
-pub mod prune;
-pub mod quant;
-pub mod regularization;
-pub mod schedule;
-pub mod shape;
-pub mod share;
-pub mod sparse;
 pub mod spec;
-pub mod surgery;
-pub mod timing;
-pub mod trainer;
+pub mod train;
 pub mod validation;
 
-pub use evaluation::{Evaluation, Head, evaluate};
-pub use loss::Loss;
+pub use layers::param::Param;
+pub use measure::evaluation::{Evaluation, Head, evaluate};
 pub use model::{Forward, Sequential, Workspace};
-pub use optim::OptimizerConfig;
-pub use param::Param;
 pub use predictor::Predictor;
-pub use regularization::Regularization;
-pub use schedule::Schedule;
-pub use trainer::{
+pub use train::loss::Loss;
+pub use train::optim::OptimizerConfig;
+pub use train::regularization::Regularization;
+pub use train::schedule::Schedule;
+pub use train::trainer::{
     EarlyStopping, EpochMetrics, FitConfig, FitError, FitOutcome, Hooks, NoHook, Objective,
     StepHook, fit, fit_with, fit_with_hook,
 };

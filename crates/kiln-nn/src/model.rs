@@ -3,17 +3,17 @@
 //! Inference allocates its outputs ([`Sequential::predict`]); training runs
 //! through a [`Workspace`] of buffers sized once for the batch, so the hot loop
 //! does not allocate. Nothing here names a layer kind: every layer is reached
-//! through [`super::layer::LayerOps`].
+//! through [`crate::layers::LayerOps`].
 
 use ndarray::{Array1, Array2, ArrayD, ArrayView2, ArrayViewMut2, Axis, s};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::activation::Activation;
-use super::layer::{BackwardPass, Init, Layer, UnsupportedLayer};
-use super::param::Param;
-use super::shape::Shape;
 use super::spec::Architecture;
+use crate::layers::activation::Activation;
+use crate::layers::param::Param;
+use crate::layers::shape::Shape;
+use crate::layers::{BackwardPass, Init, Layer, UnsupportedLayer};
 use crate::validation::Invalid;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +47,7 @@ impl Sequential {
 
     /// A network from given weights: one `(weight [in, out], bias [out])` per dense
     /// layer, in order. Other layers with parameters start at zero (a model file
-    /// loads them by name, see [`super::layer::LayerOps::tensors`]). Errors
+    /// loads them by name, see [`crate::layers::LayerOps::tensors`]). Errors
     /// describe the first mismatch with the architecture.
     pub fn from_weights(
         architecture: &Architecture,
@@ -115,7 +115,7 @@ impl Sequential {
 
     /// A network from ready-made layers; the architecture is read off them.
     /// Layers must chain (each takes the shape the one before gives, the first
-    /// `[input_dim]`); see [`super::surgery`] for the checked entry.
+    /// `[input_dim]`); see [`crate::optimize::surgery`] for the checked entry.
     pub(crate) fn from_layers(input_dim: usize, layers: Vec<Layer>) -> Self {
         let specs = layers.iter().map(|l| l.spec()).collect();
         Self {
@@ -163,7 +163,7 @@ impl Sequential {
     }
 
     /// `(layer index, layer)` for every dense layer.
-    pub fn dense_layers(&self) -> impl Iterator<Item = (usize, &super::dense::Dense)> {
+    pub fn dense_layers(&self) -> impl Iterator<Item = (usize, &crate::layers::dense::Dense)> {
         self.layers
             .iter()
             .enumerate()
@@ -184,7 +184,7 @@ impl Sequential {
     pub fn dense_only(
         &self,
         operation: &'static str,
-    ) -> Result<Vec<(usize, &super::dense::Dense)>, UnsupportedLayer> {
+    ) -> Result<Vec<(usize, &crate::layers::dense::Dense)>, UnsupportedLayer> {
         self.layers
             .iter()
             .enumerate()

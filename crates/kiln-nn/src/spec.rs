@@ -12,7 +12,7 @@ use crate::validation::{Checker, Invalid};
 
 pub use shapes::{LayerShapeError, layer_output_shape, layer_param_count};
 
-use super::shape::Shape;
+use crate::layers::shape::Shape;
 
 /// An element-wise (or, for softmax, row-wise) activation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]

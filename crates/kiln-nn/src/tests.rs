@@ -6,13 +6,13 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::data::Task;
-use super::loss::Loss;
 use super::model::{Sequential, Workspace};
-use super::optim::{Adam, OptimizerConfig, Sgd};
-use super::regularization::Regularization;
-use super::schedule::Schedule;
 use super::spec::Architecture;
-use super::trainer::{EarlyStopping, FitConfig, FitError, fit};
+use crate::train::loss::Loss;
+use crate::train::optim::{Adam, OptimizerConfig, Sgd};
+use crate::train::regularization::Regularization;
+use crate::train::schedule::Schedule;
+use crate::train::trainer::{EarlyStopping, FitConfig, FitError, fit};
 
 fn arch(json: &str) -> Architecture {
     serde_json::from_str(json).expect("architecture parses")

@@ -288,7 +288,7 @@ fn activation_layer(layer: &LayerConfig) -> Result<Activation, String> {
             let slope = num("negative_slope")
                 .or_else(|| num("alpha"))
                 .unwrap_or(0.3);
-            let kiln = f64::from(kiln_nn::activation::LEAKY_RELU_SLOPE);
+            let kiln = f64::from(kiln_nn::layers::activation::LEAKY_RELU_SLOPE);
             if (slope - kiln).abs() < 1e-6 {
                 Ok(Activation::LeakyRelu)
             } else {

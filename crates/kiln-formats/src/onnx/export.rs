@@ -29,9 +29,9 @@ use super::proto::{
 use crate::model_file::ModelFile;
 use crate::quantized::Quantization;
 use crate::source::{self, Source};
-use kiln_nn::fold::fold_batch_norm;
-use kiln_nn::layer::Layer;
-use kiln_nn::quant::qmodel::QuantConfig;
+use kiln_nn::layers::Layer;
+use kiln_nn::optimize::fold::fold_batch_norm;
+use kiln_nn::optimize::quant::qmodel::QuantConfig;
 use kiln_nn::spec::{Activation, Architecture, LayerSpec};
 
 mod conv;
@@ -252,8 +252,8 @@ fn summary(arch: &Architecture, dtype: &str, quant: Option<&QuantConfig>) -> Str
     s.push_str(&format!("; dtype {dtype}"));
     if let Some(q) = quant {
         let mode = match q.mode {
-            kiln_nn::quant::qmodel::QuantMode::Static => "static",
-            kiln_nn::quant::qmodel::QuantMode::Dynamic => "dynamic",
+            kiln_nn::optimize::quant::qmodel::QuantMode::Static => "static",
+            kiln_nn::optimize::quant::qmodel::QuantMode::Dynamic => "dynamic",
         };
         s.push_str(&format!(
             " ({mode} u8 activations, {} {} i8 weights, as QDQ)",

@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use super::fields::{Fields, positive_finite};
 use super::train::{ValidTrainParams, validate_train};
 use crate::{DatasetShape, JobLimits};
-use kiln_nn::distill::{DistillError, check_pair, shrink};
+use kiln_nn::optimize::distill::{DistillError, check_pair, shrink};
 use kiln_nn::spec::Architecture;
 use kiln_nn::validation::{Checker, FieldError, Invalid};
 

@@ -35,7 +35,7 @@ pub fn fine_tune(
 
 /// Optimizer steps one epoch of fine-tuning takes on `rows` rows.
 pub fn steps_per_epoch(p: &ValidTrainParams, rows: usize) -> u64 {
-    let val = kiln_nn::batch::validation_rows(rows, p.validation_split);
+    let val = kiln_nn::train::batch::validation_rows(rows, p.validation_split);
     let train = rows.saturating_sub(val).max(1);
     train.div_ceil(p.batch_size.clamp(1, train)) as u64
 }

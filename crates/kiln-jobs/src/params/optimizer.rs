@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fields::{Fields, non_negative_finite, positive_finite, unit_interval};
-use kiln_nn::optim::{Adam, AdamW, Momentum, Nesterov, OptimizerConfig, RmsProp, Sgd};
+use kiln_nn::train::optim::{Adam, AdamW, Momentum, Nesterov, OptimizerConfig, RmsProp, Sgd};
 use kiln_nn::validation::Checker;
 
 /// Optimizer parameters with defaults filled in (serialised into the normalised params).

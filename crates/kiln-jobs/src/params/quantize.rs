@@ -52,8 +52,8 @@ pub struct ValidCalibration {
 pub struct ValidQuantizeParams {
     pub mode: QuantizeMode,
     pub bits: u8,
-    pub granularity: kiln_nn::quant::scheme::Granularity,
-    pub scheme: kiln_nn::quant::scheme::Scheme,
+    pub granularity: kiln_nn::optimize::quant::scheme::Granularity,
+    pub scheme: kiln_nn::optimize::quant::scheme::Scheme,
     /// Static and qat only: dynamic quantization measures ranges per batch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calibration: Option<ValidCalibration>,
@@ -70,7 +70,7 @@ pub fn validate_quantize(
     eval: Option<&DatasetShape>,
     limits: &JobLimits,
 ) -> Result<ValidQuantizeParams, Invalid> {
-    use kiln_nn::quant::scheme::{Granularity, Scheme};
+    use kiln_nn::optimize::quant::scheme::{Granularity, Scheme};
     let mut c = Checker::new();
     let mut f = Fields::new(params, "params", &mut c);
     let mode = choice(

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::fields::{Fields, non_negative_finite, positive_finite};
-use kiln_nn::schedule::Schedule;
+use kiln_nn::train::schedule::Schedule;
 use kiln_nn::validation::Checker;
 
 pub(super) fn schedule(value: Option<&Value>, epochs: u32, c: &mut Checker) -> Schedule {

@@ -9,11 +9,11 @@ use super::schedule::schedule;
 use super::{DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_PATIENCE, DEFAULT_SEED};
 use crate::{DatasetShape, JobLimits};
 use kiln_nn::data::Task;
-use kiln_nn::loss::Loss;
-use kiln_nn::regularization::Regularization;
-use kiln_nn::schedule::Schedule;
 use kiln_nn::spec::{Activation, Architecture};
-use kiln_nn::trainer::EarlyStopping;
+use kiln_nn::train::loss::Loss;
+use kiln_nn::train::regularization::Regularization;
+use kiln_nn::train::schedule::Schedule;
+use kiln_nn::train::trainer::EarlyStopping;
 use kiln_nn::validation::{Checker, Invalid};
 
 /// Problems between a model and a dataset, reported against `field` (`dataset` or `eval_dataset`).
@@ -250,7 +250,7 @@ pub fn validate_train(
     if unit_interval(&mut c, "params.validation_split".into(), validation_split)
         && validation_split > 0.0
     {
-        let n_val = kiln_nn::batch::validation_rows(dataset.rows, validation_split);
+        let n_val = kiln_nn::train::batch::validation_rows(dataset.rows, validation_split);
         c.require(
             n_val >= 1 && n_val < dataset.rows,
             "params.validation_split",

@@ -3,8 +3,8 @@
 //! use it, so a network that passed the check always chains.
 
 use super::LayerSpec;
-use crate::conv::{Conv2dGeometry, ConvError};
-use crate::shape::Shape;
+use crate::kernels::conv::{Conv2dGeometry, ConvError};
+use crate::layers::shape::Shape;
 use crate::validation::{FieldError, Invalid};
 
 /// A layer spec that cannot take its input: which field (if one is at fault) and why.

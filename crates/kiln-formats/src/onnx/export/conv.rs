@@ -10,11 +10,11 @@
 
 use super::dense;
 use super::graph::{GraphBuilder, attr_float, attr_int, attr_ints};
-use kiln_nn::activation::Activation;
-use kiln_nn::batch_norm::BatchNorm;
-use kiln_nn::conv::Conv2dGeometry;
-use kiln_nn::conv2d::Conv2d;
-use kiln_nn::pooling::{Pool2d, PoolKind};
+use kiln_nn::kernels::conv::Conv2dGeometry;
+use kiln_nn::layers::activation::Activation;
+use kiln_nn::layers::batch_norm::BatchNorm;
+use kiln_nn::layers::conv2d::Conv2d;
+use kiln_nn::layers::pooling::{Pool2d, PoolKind};
 
 /// A value in the graph and whether it is still an image (`[batch, C, H, W]`)
 /// rather than rows (`[batch, features]`).

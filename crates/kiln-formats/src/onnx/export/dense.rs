@@ -2,8 +2,8 @@
 //! `Gemm(x, W[in, out], b)` or, without a bias, `MatMul(x, W)`; then the activation node.
 
 use super::graph::{GraphBuilder, attr_float, attr_int, attr_string};
-use kiln_nn::activation::LEAKY_RELU_SLOPE;
-use kiln_nn::dense::Dense;
+use kiln_nn::layers::activation::LEAKY_RELU_SLOPE;
+use kiln_nn::layers::dense::Dense;
 use kiln_nn::spec::Activation;
 
 /// Adds float layer `i` on value `x`; returns the layer's output value.

@@ -19,9 +19,9 @@
 
 use super::dense;
 use super::graph::{GraphBuilder, attr_int};
-use kiln_nn::dense::Dense;
-use kiln_nn::quant::qmodel::{LayerQuant, QuantMode};
-use kiln_nn::quant::scheme::QParams;
+use kiln_nn::layers::dense::Dense;
+use kiln_nn::optimize::quant::qmodel::{LayerQuant, QuantMode};
+use kiln_nn::optimize::quant::scheme::QParams;
 
 use super::super::proto::tensor_proto::DataType;
 

@@ -13,9 +13,9 @@ use super::*;
 use crate::model_file::{self, ModelMeta};
 use kiln_nn::Sequential;
 use kiln_nn::data::Task;
-use kiln_nn::quant::calibrate::CalibrationMethod;
-use kiln_nn::quant::qmodel::{QuantMode, QuantizedModel};
-use kiln_nn::quant::scheme::{Granularity, Scheme};
+use kiln_nn::optimize::quant::calibrate::CalibrationMethod;
+use kiln_nn::optimize::quant::qmodel::{QuantMode, QuantizedModel};
+use kiln_nn::optimize::quant::scheme::{Granularity, Scheme};
 
 fn arch(v: serde_json::Value) -> Architecture {
     serde_json::from_value(v).expect("architecture parses")
@@ -301,7 +301,7 @@ fn a_pruned_model_read_back_from_csr_exports_its_zeros_as_dense_weights() {
 #[test]
 fn a_compressed_model_exports_as_the_fp32_network_it_decodes_to() {
     use crate::compressed::{self, Coder};
-    use kiln_nn::share::{CodebookInit, share_weights};
+    use kiln_nn::optimize::share::{CodebookInit, share_weights};
     let mut model = trained_like(&every_activation(), 21);
     let shared = share_weights(&model, 4, CodebookInit::Linear).expect("dense");
     shared.apply(&mut model);

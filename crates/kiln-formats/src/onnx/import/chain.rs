@@ -448,7 +448,7 @@ impl<'g, 'a> Walk<'g, 'a> {
             "Tanh" => Activation::Tanh,
             "LeakyRelu" => {
                 let alpha = attr_f(node, "alpha", 0.01);
-                if (alpha - kiln_nn::activation::LEAKY_RELU_SLOPE).abs() > 1e-6 {
+                if (alpha - kiln_nn::layers::activation::LEAKY_RELU_SLOPE).abs() > 1e-6 {
                     return Err(invalid(format!(
                         "{desc}: LeakyRelu alpha is {alpha}; kiln's leaky_relu has the fixed slope \
                          0.01"

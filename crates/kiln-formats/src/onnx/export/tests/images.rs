@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use super::super::super::interpret::image as spec;
 use super::*;
 use kiln_nn::Param;
-use kiln_nn::layer::Layer;
+use kiln_nn::layers::Layer;
 
 /// Gives every batch norm γ, β and running statistics away from their defaults.
 pub(super) fn with_statistics(mut model: Sequential, seed: u64) -> Sequential {
@@ -237,7 +237,7 @@ fn a_cnn_export_imports_back_to_the_network_its_batch_norms_fold_to() {
     // The file holds the folded network without its dropout: that is what comes back,
     // with every padding written out as the pads it gives this input (`same` → explicit).
     use kiln_nn::spec::{LayerSpec, Padding};
-    let folded = kiln_nn::fold::fold_batch_norm(&model);
+    let folded = kiln_nn::optimize::fold::fold_batch_norm(&model);
     let mut expected = folded.architecture().clone();
     expected
         .layers

@@ -11,7 +11,7 @@ use ndarray::{Array1, ArrayD, IxDyn};
 use super::{Imported, Other, Walk, attr, attr_f, attr_i};
 use crate::onnx::import::invalid;
 use crate::onnx::proto::NodeProto;
-use kiln_nn::shape::Shape;
+use kiln_nn::layers::shape::Shape;
 use kiln_nn::spec::{Activation, LayerSpec, Padding, shapes::layer_output_shape};
 use kiln_nn::validation::Invalid;
 
