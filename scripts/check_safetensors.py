@@ -80,6 +80,7 @@ def gelu(z: np.ndarray) -> np.ndarray:
 ACTIVATIONS = {
     "linear": lambda z: z,
     "relu": lambda z: np.maximum(z, 0.0),
+    "relu6": lambda z: np.clip(z, 0.0, 6.0),
     "leaky_relu": lambda z: np.where(z > 0, z, LEAKY_RELU_SLOPE * z),
     "sigmoid": sigmoid,
     "tanh": np.tanh,

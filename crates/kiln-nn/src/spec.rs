@@ -20,6 +20,8 @@ use crate::layers::shape::Shape;
 pub enum Activation {
     Linear,
     Relu,
+    /// `min(max(z, 0), 6)`: MobileNet's activation (PyTorch `ReLU6`, ONNX `Clip(0, 6)`).
+    Relu6,
     LeakyRelu,
     Sigmoid,
     Tanh,

@@ -271,16 +271,18 @@ fn activation_layer(layer: &LayerConfig) -> Result<Activation, String> {
     let num = |key: &str| c.get(key).and_then(Value::as_f64);
     match layer.class_name.as_str() {
         "ReLU" => {
-            let plain = c.get("max_value").is_none_or(Value::is_null)
-                && num("negative_slope").unwrap_or(0.0) == 0.0
+            let max_value = c.get("max_value").filter(|v| !v.is_null());
+            let plain = num("negative_slope").unwrap_or(0.0) == 0.0
                 && num("threshold").unwrap_or(0.0) == 0.0;
-            if plain {
-                Ok(Activation::Relu)
-            } else {
-                Err(
-                    "has max_value, negative_slope or threshold set; kiln's relu is max(x, 0)"
+            let relu6 = f64::from(kiln_nn::layers::activation::RELU6_CAP);
+            match (plain, max_value.map(Value::as_f64)) {
+                (true, None) => Ok(Activation::Relu),
+                (true, Some(Some(m))) if m == relu6 => Ok(Activation::Relu6),
+                _ => Err(
+                    "has negative_slope, threshold or a max_value other than 6 set; kiln's relu is \
+                     max(x, 0) and its relu6 min(max(x, 0), 6)"
                         .into(),
-                )
+                ),
             }
         }
         "LeakyReLU" => {
@@ -324,13 +326,14 @@ fn activation(v: Option<&Value>) -> Result<Activation, String> {
         Some(other) => {
             return Err(format!(
                 "has activation {other}; kiln imports the built-in activations linear, relu, \
-                 sigmoid, tanh, softmax and gelu"
+                 relu6, sigmoid, tanh, softmax and gelu"
             ));
         }
     };
     match name {
         "linear" => Ok(Activation::Linear),
         "relu" => Ok(Activation::Relu),
+        "relu6" => Ok(Activation::Relu6),
         "sigmoid" => Ok(Activation::Sigmoid),
         "tanh" => Ok(Activation::Tanh),
         "softmax" => Ok(Activation::Softmax),
@@ -339,8 +342,8 @@ fn activation(v: Option<&Value>) -> Result<Activation, String> {
             "has activation leaky_relu, whose Keras slope (0.2) differs from kiln's (0.01)".into(),
         ),
         other => Err(format!(
-            "has activation \"{other}\", which kiln does not have (it has linear, relu, sigmoid, \
-             tanh, softmax and gelu)"
+            "has activation \"{other}\", which kiln does not have (it has linear, relu, relu6, \
+             sigmoid, tanh, softmax and gelu)"
         )),
     }
 }

@@ -384,8 +384,8 @@ fn relu_layers_fold_into_the_dense_before_them_and_variants_kiln_lacks_are_refus
     for (class, config, phrases) in [
         (
             "ReLU",
-            json!({"max_value": 6.0}),
-            vec!["layer \"relu_layer\" (ReLU)", "max_value"],
+            json!({"max_value": 4.0}),
+            vec!["layer \"relu_layer\" (ReLU)", "max_value other than 6"],
         ),
         (
             "LeakyReLU",
@@ -399,6 +399,12 @@ fn relu_layers_fold_into_the_dense_before_them_and_variants_kiln_lacks_are_refus
             &phrases,
         );
     }
+    let relu6 = activation_layer_after(1, "ReLU", json!({"max_value": 6.0}));
+    let file = import(&relu6, &limits()).expect("ReLU(max_value=6) is kiln's relu6");
+    assert_eq!(
+        file.meta.architecture.layers[0],
+        dense(64, Activation::Relu6, true)
+    );
     let leaky = activation_layer_after(1, "LeakyReLU", json!({"negative_slope": 0.01}));
     let file = import(&leaky, &limits()).expect("a 0.01 slope is kiln's leaky_relu");
     assert_eq!(

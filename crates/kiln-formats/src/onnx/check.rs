@@ -98,6 +98,8 @@ const OPS: &[OpSpec] = &[
     op("MatMul", 13, (2, 2), (1, 1), &[]),
     op("Add", 14, (2, 2), (1, 1), &[]),
     op("Relu", 14, (1, 1), (1, 1), &[]),
+    // relu6 as Clip(x, 0, 6): the bounds are inputs since opset 13's version.
+    op("Clip", 13, (1, 3), (1, 1), &[]),
     op("LeakyRelu", 16, (1, 1), (1, 1), &[attr("alpha", Float)]),
     op("Sigmoid", 13, (1, 1), (1, 1), &[]),
     op("Tanh", 13, (1, 1), (1, 1), &[]),

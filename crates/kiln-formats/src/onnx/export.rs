@@ -206,6 +206,7 @@ fn activation_name(a: Activation) -> &'static str {
     match a {
         Activation::Linear => "linear",
         Activation::Relu => "relu",
+        Activation::Relu6 => "relu6",
         Activation::LeakyRelu => "leaky_relu",
         Activation::Sigmoid => "sigmoid",
         Activation::Tanh => "tanh",

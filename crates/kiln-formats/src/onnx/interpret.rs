@@ -88,7 +88,11 @@ pub fn run(model: &ModelProto, inputs: &[(&str, Value)]) -> Result<HashMap<Strin
         let args: Vec<&Value> = node
             .input
             .iter()
-            .map(|n| env.get(n).ok_or(format!("{}: no value {n:?}", node.name())))
+            .map(|n| match n.as_str() {
+                // An optional input left out: no values.
+                "" => Ok(&NO_VALUE),
+                _ => env.get(n).ok_or(format!("{}: no value {n:?}", node.name())),
+            })
             .collect::<Result<_, _>>()?;
         let outs =
             eval(node, &args).map_err(|e| format!("{} ({}): {e}", node.name(), node.op_type()))?;
@@ -106,6 +110,13 @@ pub fn run(model: &ModelProto, inputs: &[(&str, Value)]) -> Result<HashMap<Strin
         })
         .collect()
 }
+
+/// What an optional input that a node leaves out reads as.
+static NO_VALUE: Value = Value {
+    dtype: DataType::Float,
+    dims: Vec::new(),
+    data: Vec::new(),
+};
 
 /// An initializer's values (raw little-endian data or the typed field).
 fn tensor(t: &TensorProto) -> Result<Value, String> {
@@ -162,6 +173,17 @@ fn eval(node: &NodeProto, args: &[&Value]) -> Result<Vec<Value>, String> {
         "MatMul" => one(matmul(arg(0)?, arg(1)?)?),
         "Add" => one(broadcast(arg(0)?, arg(1)?, |p, q| p + q)?),
         "Relu" => one(arg(0)?.map(|v| v.max(0.0))),
+        "Clip" => {
+            // Bounds are inputs since opset 11 (an absent one is an empty name), attributes before.
+            let bound = |k: usize, name: &str, default: f32| {
+                args.get(k)
+                    .and_then(|v| v.data.first().copied())
+                    .or_else(|| attr(node, name).map(|a| a.f()))
+                    .unwrap_or(default)
+            };
+            let (lo, hi) = (bound(1, "min", f32::MIN), bound(2, "max", f32::MAX));
+            one(arg(0)?.map(|v| v.clamp(lo, hi)))
+        }
         "LeakyRelu" => {
             let alpha = float_attr(node, "alpha", 0.01);
             one(arg(0)?.map(|v| if v < 0.0 { alpha * v } else { v }))

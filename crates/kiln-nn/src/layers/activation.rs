@@ -8,12 +8,17 @@
 //! * `gelu_erf` is the exact `z·Φ(z) = 0.5·z·(1 + erf(z/√2))` (PyTorch's and Keras'
 //!   default `gelu`, ONNX `Gelu` with `approximate="none"`), so imported models keep
 //!   their outputs to float precision.
+//! * `relu6` is `min(max(z, 0), 6)` (PyTorch `ReLU6`, Keras `relu6`, ONNX `Clip(0, 6)`),
+//!   the activation of MobileNet-style blocks; its gradient is 0 outside `(0, 6)`.
 //! * `sigmoid` is evaluated without overflow for any finite input; `softmax` is
 //!   row-wise and subtracts the row maximum first.
 
 use ndarray::{ArrayView2, ArrayViewMut2, Axis, Zip};
 
 pub use crate::spec::Activation;
+
+/// The upper bound of `relu6`.
+pub const RELU6_CAP: f32 = 6.0;
 
 /// Negative slope of `leaky_relu` (PyTorch's default).
 pub const LEAKY_RELU_SLOPE: f32 = 0.01;
@@ -61,6 +66,7 @@ pub fn scalar(act: Activation, z: f32) -> f32 {
     match act {
         Activation::Linear | Activation::Softmax => z,
         Activation::Relu => z.max(0.0),
+        Activation::Relu6 => z.clamp(0.0, RELU6_CAP),
         Activation::LeakyRelu => {
             if z > 0.0 {
                 z
@@ -125,6 +131,9 @@ pub fn backward(
         Activation::Relu => Zip::from(&mut g)
             .and(&z)
             .for_each(|g, &z| *g = if z > 0.0 { *g } else { 0.0 }),
+        Activation::Relu6 => Zip::from(&mut g)
+            .and(&z)
+            .for_each(|g, &z| *g = if z > 0.0 && z < RELU6_CAP { *g } else { 0.0 }),
         Activation::LeakyRelu => Zip::from(&mut g)
             .and(&z)
             .for_each(|g, &z| *g *= if z > 0.0 { 1.0 } else { LEAKY_RELU_SLOPE }),
@@ -157,9 +166,10 @@ mod tests {
     use super::*;
     use ndarray::{Array2, array};
 
-    const ALL: [Activation; 8] = [
+    const ALL: [Activation; 9] = [
         Activation::Linear,
         Activation::Relu,
+        Activation::Relu6,
         Activation::LeakyRelu,
         Activation::Sigmoid,
         Activation::Tanh,
@@ -171,8 +181,8 @@ mod tests {
     /// Checks `backward` against central differences of `L = Σ w ⊙ f(z)` in f64.
     #[test]
     fn every_activation_backward_matches_finite_differences() {
-        // Values kept away from relu's kink at 0.
-        let z: Array2<f32> = array![[-1.3, 0.4, 2.1], [0.7, -0.2, -2.5]];
+        // Values kept away from relu's kink at 0 and relu6's at 6; one above 6.
+        let z: Array2<f32> = array![[-1.3, 0.4, 2.1], [0.7, -0.2, 6.5]];
         let w: Array2<f32> = array![[0.3, -1.1, 0.8], [1.5, 0.2, -0.6]];
         for act in ALL {
             let mut a = Array2::zeros(z.raw_dim());
@@ -218,6 +228,17 @@ mod tests {
         assert!((scalar(Activation::LeakyRelu, -2.0) + 0.02).abs() < 1e-7);
         // PyTorch: F.gelu(torch.tensor(1.0), approximate="tanh") = 0.8411920
         assert!((scalar(Activation::Gelu, 1.0) - 0.841_192).abs() < 1e-5);
+    }
+
+    #[test]
+    fn relu6_clamps_to_zero_and_six_and_passes_gradient_only_between() {
+        let z = array![[-1.0f32, 0.5, 5.5, 6.0, 9.0]];
+        let mut a = Array2::zeros(z.raw_dim());
+        forward(Activation::Relu6, z.view(), a.view_mut());
+        assert_eq!(a, array![[0.0, 0.5, 5.5, 6.0, 6.0]]);
+        let mut g = Array2::from_elem(z.raw_dim(), 2.0f32);
+        backward(Activation::Relu6, z.view(), a.view(), g.view_mut());
+        assert_eq!(g, array![[0.0, 2.0, 2.0, 0.0, 0.0]]);
     }
 
     #[test]

@@ -19,9 +19,11 @@ pub fn uniform_limit(activation: Activation, fan_in: usize, fan_out: usize) -> f
     let fan_in = fan_in.max(1) as f64;
     let fan_out = fan_out.max(1) as f64;
     let limit = match activation {
-        Activation::Relu | Activation::LeakyRelu | Activation::Gelu | Activation::GeluErf => {
-            (6.0 / fan_in).sqrt()
-        }
+        Activation::Relu
+        | Activation::Relu6
+        | Activation::LeakyRelu
+        | Activation::Gelu
+        | Activation::GeluErf => (6.0 / fan_in).sqrt(),
         Activation::Linear | Activation::Sigmoid | Activation::Tanh | Activation::Softmax => {
             (6.0 / (fan_in + fan_out)).sqrt()
         }

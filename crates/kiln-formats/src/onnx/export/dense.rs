@@ -2,7 +2,7 @@
 //! `Gemm(x, W[in, out], b)` or, without a bias, `MatMul(x, W)`; then the activation node.
 
 use super::graph::{GraphBuilder, attr_float, attr_int, attr_string};
-use kiln_nn::layers::activation::LEAKY_RELU_SLOPE;
+use kiln_nn::layers::activation::{LEAKY_RELU_SLOPE, RELU6_CAP};
 use kiln_nn::layers::dense::Dense;
 use kiln_nn::spec::Activation;
 
@@ -38,6 +38,17 @@ pub(super) fn activation(g: &mut GraphBuilder, i: usize, act: Activation, z: &st
     let (op, attrs) = match act {
         Activation::Linear => return z.to_string(),
         Activation::Relu => ("Relu", Vec::new()),
+        Activation::Relu6 => {
+            // Clip takes its bounds as inputs since opset 11.
+            let lo = g.floats(&format!("layers.{i}.clip_min"), &[], [0.0]);
+            let hi = g.floats(&format!("layers.{i}.clip_max"), &[], [RELU6_CAP]);
+            return g.op(
+                "Clip",
+                &format!("layers.{i}.clip"),
+                &[z, &lo, &hi],
+                Vec::new(),
+            );
+        }
         Activation::LeakyRelu => ("LeakyRelu", vec![attr_float("alpha", LEAKY_RELU_SLOPE)]),
         Activation::Sigmoid => ("Sigmoid", Vec::new()),
         Activation::Tanh => ("Tanh", Vec::new()),

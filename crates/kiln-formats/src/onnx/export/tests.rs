@@ -51,6 +51,7 @@ fn every_activation() -> Architecture {
         {"type": "dense", "units": 11, "activation": "gelu_erf"},
         {"type": "dense", "units": 10, "activation": "linear", "use_bias": false},
         {"type": "dropout", "rate": 0.1},
+        {"type": "dense", "units": 8, "activation": "relu6"},
         {"type": "dense", "units": 5, "activation": "softmax"}]}))
 }
 
@@ -154,6 +155,8 @@ fn dropout_layers_vanish_and_layers_without_bias_use_matmul() {
             "Gelu",
             "MatMul",
             "Gemm",
+            "Clip",
+            "Gemm",
             "Softmax"
         ]
     );
@@ -166,7 +169,13 @@ fn dropout_layers_vanish_and_layers_without_bias_use_matmul() {
         Some(b"tanh".to_vec())
     );
     assert!(n[11].attribute.is_empty(), "exact GELU is Gelu's default");
-    assert_eq!(attr(&n[14], "axis").map(|a| a.i()), Some(-1));
+    // relu6 is Clip with its bounds as scalar initializers.
+    assert_eq!(n[14].input[1..], ["layers.9.clip_min", "layers.9.clip_max"]);
+    assert!(
+        initializer(&onnx, "layers.9.clip_max").dims.is_empty(),
+        "a scalar"
+    );
+    assert_eq!(attr(&n[16], "axis").map(|a| a.i()), Some(-1));
     assert_eq!(
         n[13].name(),
         "layers.9.linear",

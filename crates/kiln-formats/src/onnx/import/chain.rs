@@ -400,6 +400,11 @@ impl<'g, 'a> Walk<'g, 'a> {
             "GlobalAveragePool" => self.global_pool(node, &desc)?,
             "BatchNormalization" => self.batch_norm(node, &desc)?,
             "Add" => self.add(node, &desc)?,
+            "Clip" => {
+                self.data_input(node, &desc)?;
+                let act = self.clip(node, &desc)?;
+                self.activate(&desc, act)?;
+            }
             "Relu" | "Sigmoid" | "Tanh" | "LeakyRelu" | "Softmax" | "Gelu" => {
                 self.data_input(node, &desc)?;
                 let act = self.activation(node, &desc)?;
@@ -438,6 +443,37 @@ impl<'g, 'a> Walk<'g, 'a> {
                 "{desc} reads \"{}\" in another position than its data input",
                 self.cur
             )))
+        }
+    }
+
+    /// `Clip(0, 6)` is relu6 and `Clip(0)` with no upper bound relu; other bounds
+    /// are no kiln activation. The bounds are inputs (kiln reads opset 11 and later).
+    fn clip(&mut self, node: &NodeProto, desc: &str) -> Result<Activation, Invalid> {
+        let mut bound = |k: usize, role: &str| -> Result<Option<f32>, Invalid> {
+            let Some(name) = node.input.get(k).filter(|n| !n.is_empty()) else {
+                return Ok(None);
+            };
+            match self.constant(desc, name, role)?.values.as_slice() {
+                [v] => Ok(Some(*v)),
+                other => Err(invalid(format!(
+                    "{desc}: Clip {role} \"{name}\" holds {} values; kiln needs one",
+                    other.len()
+                ))),
+            }
+        };
+        let (lo, hi) = (bound(1, "min")?, bound(2, "max")?);
+        let cap = kiln_nn::layers::activation::RELU6_CAP;
+        match (lo, hi) {
+            (Some(l), Some(h)) if l == 0.0 && h == cap => Ok(Activation::Relu6),
+            (Some(0.0), None) => Ok(Activation::Relu),
+            _ => {
+                let show = |b: Option<f32>| b.map_or_else(|| "none".to_string(), |v| v.to_string());
+                Err(invalid(format!(
+                    "{desc}: Clip to [{}, {}]; kiln reads Clip(0, 6) as relu6 and Clip(0) as relu",
+                    show(lo),
+                    show(hi)
+                )))
+            }
         }
     }
 

@@ -49,6 +49,7 @@ const CHAIN_OPS: &[&str] = &[
     "BatchNormalization",
     "Add",
     "Relu",
+    "Clip",
     "LeakyRelu",
     "Sigmoid",
     "Tanh",
@@ -82,7 +83,7 @@ fn unsupported(desc: &str, node: &NodeProto) -> Invalid {
     invalid(format!(
         "{desc}: op type {op} is not supported; kiln imports dense and convolutional networks \
          (Gemm, MatMul + Add, Conv, MaxPool, AveragePool, GlobalAveragePool, BatchNormalization, \
-         Relu, LeakyRelu, Sigmoid, Tanh, Softmax, Gelu and its Erf form, Identity, Dropout, \
+         Relu, Clip(0, 6), LeakyRelu, Sigmoid, Tanh, Softmax, Gelu and its Erf form, Identity, Dropout, \
          Flatten, Reshape, Cast, Constant, and scikit-learn's Scaler) and drops classifier tails \
          ({})",
         TAIL_OPS.join(", ")

@@ -158,7 +158,7 @@ pub fn pattern(rows: usize, cols: usize, scale: f32) -> Array2<f32> {
     })
 }
 
-fn flat(a: &Array2<f32>) -> Vec<f32> {
+pub fn flat(a: &Array2<f32>) -> Vec<f32> {
     a.iter().copied().collect()
 }
 

@@ -173,6 +173,68 @@ fn both_gelu_forms_and_the_erf_decomposition_are_read_exactly() {
     }
 }
 
+/// Gemm(x[N,3], W[3,4], b) then `Clip(min, max)`, the bounds as inputs (opset 13);
+/// `None` leaves a bound out (an empty input name).
+fn clipped(lo: Option<f32>, hi: Option<f32>) -> ModelProto {
+    let w = pattern(3, 4, 1.4);
+    let mut inits = vec![
+        floats("W", &[3, 4], &flat(&w), true),
+        floats("b", &[4], &[2.5, -0.2, 0.0, 4.0], true),
+    ];
+    let mut names = vec!["z".to_string()];
+    for (role, bound) in [("lo", lo), ("hi", hi)] {
+        match bound {
+            Some(v) => {
+                inits.push(floats(role, &[], &[v], false));
+                names.push(role.to_string());
+            }
+            None => names.push(String::new()),
+        }
+    }
+    let inputs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let clip = node("Clip", "clip", &inputs, &["y"], vec![]);
+    let gemm = node("Gemm", "fc", &["x", "W", "b"], &["z"], vec![]);
+    let mut m = model(vec![gemm, clip], inits, input("x", 3), &["y"]);
+    set_versions(&mut m, 13, 7);
+    m
+}
+
+#[test]
+fn clip_zero_six_is_relu6_and_clip_zero_is_relu() {
+    let x = pattern(9, 3, 3.0);
+    for (hi, want) in [(Some(6.0), Activation::Relu6), (None, Activation::Relu)] {
+        let m = clipped(Some(0.0), hi);
+        let file = imported(&m);
+        assert_eq!(activations(&file)[0].1, want, "max {hi:?}");
+        let got = file.model.predict(x.view());
+        let diff = max_abs_diff(&got, &reference(&m, "y", &x));
+        assert!(diff < 1e-6, "max {hi:?}: {diff}");
+        if hi.is_some() {
+            // The data reach both bounds, so the clamp is exercised at each end.
+            assert!(got.iter().any(|v| *v == 6.0) && got.iter().any(|v| *v == 0.0));
+        }
+    }
+    for (lo, hi) in [
+        (Some(-1.0), Some(1.0)),
+        (Some(0.0), Some(4.0)),
+        (None, Some(6.0)),
+    ] {
+        let text = match import(&encode(&clipped(lo, hi)), &ArchitectureLimits::default()) {
+            Ok(_) => panic!("Clip({lo:?}, {hi:?}) imported"),
+            Err(e) => {
+                e.0.iter()
+                    .map(|f| f.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
+        };
+        assert!(
+            text.contains("\"clip\" (Clip)") && text.contains("relu6"),
+            "{text}"
+        );
+    }
+}
+
 #[test]
 fn skl2onnx_classifier_tails_are_dropped_and_the_probabilities_kept_with_notes() {
     let (m, chain_only) = sklearn_binary();
