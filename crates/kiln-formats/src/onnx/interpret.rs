@@ -262,6 +262,96 @@ fn eval(node: &NodeProto, args: &[&Value]) -> Result<Vec<Value>, String> {
         "MaxPool" => one(image::pool(node, arg(0)?, true)?),
         "AveragePool" => one(image::pool(node, arg(0)?, false)?),
         "GlobalAveragePool" => one(image::global_average(arg(0)?)?),
+        "ReduceMean" => {
+            // Axes are an attribute before opset 18, an optional input since.
+            let axes: Vec<i64> = match args.get(1).filter(|v| !v.data.is_empty()) {
+                Some(v) => v.data.iter().map(|&a| a as i64).collect(),
+                None => attr(node, "axes")
+                    .map(|a| a.ints.clone())
+                    .unwrap_or_default(),
+            };
+            let mut axes: Vec<i64> = axes
+                .iter()
+                .map(|&a| if a < 0 { a + 4 } else { a })
+                .collect();
+            axes.sort_unstable();
+            if axes != [2, 3] {
+                return Err(format!(
+                    "ReduceMean is interpreted over axes [2, 3] only, not {axes:?}"
+                ));
+            }
+            let mut y = image::global_average(arg(0)?)?;
+            if int_attr(node, "keepdims", 1) == 0 {
+                y.dims.truncate(2);
+            }
+            one(y)
+        }
+        "Shape" => {
+            let x = arg(0)?;
+            one(Value {
+                dtype: DataType::Int64,
+                dims: vec![x.dims.len()],
+                data: x.dims.iter().map(|&d| d as f32).collect(),
+            })
+        }
+        "Gather" => {
+            let (x, idx) = (arg(0)?, arg(1)?);
+            if x.dims.len() != 1 || int_attr(node, "axis", 0) != 0 {
+                return Err("Gather is interpreted on 1-D data only".into());
+            }
+            let data = idx
+                .data
+                .iter()
+                .map(|&i| {
+                    let i = if i < 0.0 { i + x.data.len() as f32 } else { i };
+                    x.data
+                        .get(i as usize)
+                        .copied()
+                        .ok_or("Gather index out of range")
+                })
+                .collect::<Result<_, _>>()?;
+            one(Value {
+                dims: idx.dims.clone(),
+                data,
+                ..x.clone()
+            })
+        }
+        "Unsqueeze" => {
+            let x = arg(0)?;
+            let axes: Vec<i64> = match args.get(1) {
+                Some(v) => v.data.iter().map(|&a| a as i64).collect(),
+                None => attr(node, "axes")
+                    .map(|a| a.ints.clone())
+                    .unwrap_or_default(),
+            };
+            let rank = x.dims.len() + axes.len();
+            let mut axes: Vec<usize> = axes
+                .iter()
+                .map(|&a| usize::try_from(if a < 0 { a + rank as i64 } else { a }))
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.to_string())?;
+            axes.sort_unstable();
+            let mut dims = x.dims.clone();
+            for a in axes {
+                if a > dims.len() {
+                    return Err(format!("Unsqueeze axis {a} out of range"));
+                }
+                dims.insert(a, 1);
+            }
+            one(Value { dims, ..x.clone() })
+        }
+        "Concat" => {
+            if args.iter().any(|v| v.dims.len() != 1) || int_attr(node, "axis", 0) != 0 {
+                return Err("Concat is interpreted on 1-D tensors only".into());
+            }
+            let first = arg(0)?;
+            let data: Vec<f32> = args.iter().flat_map(|v| v.data.iter().copied()).collect();
+            one(Value {
+                dims: vec![data.len()],
+                data,
+                ..first.clone()
+            })
+        }
         "BatchNormalization" => {
             if int_attr(node, "training_mode", 0) != 0 {
                 return Err("training_mode is not interpreted".into());

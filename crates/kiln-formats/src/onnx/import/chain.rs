@@ -11,6 +11,7 @@ use std::collections::HashSet;
 
 use ndarray::{Array1, Array2, ArrayD};
 
+use super::batch_shape::match_batch_reshape;
 use super::gelu::match_erf_gelu;
 use super::graph::{Graph, is_default_domain};
 use super::tensor::{self, Values};
@@ -229,6 +230,23 @@ pub(super) fn walk(
                     w.visited.extend(gelu.nodes);
                     w.cur = gelu.output;
                 }
+                None if let Some(sized) = match_batch_reshape(graph, needed, &w.cur, many) => {
+                    let desc = graph.describe(sized.reshape);
+                    w.visited.extend(sized.nodes);
+                    w.visited.insert(sized.reshape);
+                    w.notes.push(format!(
+                        "{desc}: its shape, computed from the input's batch size, folded to the \
+                         constant {:?}",
+                        sized.shape
+                    ));
+                    w.reshape_to(graph.node(sized.reshape), &desc, sized.shape, false)?;
+                    w.cur = graph
+                        .node(sized.reshape)
+                        .output
+                        .first()
+                        .cloned()
+                        .unwrap_or_default();
+                }
                 None => {
                     let names: Vec<String> = many.iter().map(|&i| graph.describe(i)).collect();
                     return Err(invalid(format!(
@@ -398,6 +416,13 @@ impl<'g, 'a> Walk<'g, 'a> {
             "Conv" => self.conv(node, &desc)?,
             "MaxPool" | "AveragePool" => self.pool(node, &desc)?,
             "GlobalAveragePool" => self.global_pool(node, &desc)?,
+            "ReduceMean" => self.reduce_mean(node, &desc)?,
+            "Shape" | "Gather" | "Unsqueeze" => {
+                return Err(invalid(format!(
+                    "{desc}: {op} on the chain; kiln reads it only in the batch-size arithmetic of \
+                     x.view(x.size(0), -1) (Shape → Gather → Unsqueeze → Concat → Reshape)"
+                )));
+            }
             "BatchNormalization" => self.batch_norm(node, &desc)?,
             "Add" => self.add(node, &desc)?,
             "Clip" => {
@@ -826,6 +851,19 @@ impl<'g, 'a> Walk<'g, 'a> {
         };
         let shape = tensor::ints(t, desc)?.values;
         let allow_zero = attr_i(node, "allowzero", 0) != 0;
+        self.reshape_to(node, desc, shape, allow_zero)
+    }
+
+    /// A Reshape of the chain's value to `shape` (`0` copies the input's size unless
+    /// `allow_zero`).
+    fn reshape_to(
+        &mut self,
+        node: &NodeProto,
+        desc: &str,
+        shape: Vec<i64>,
+        allow_zero: bool,
+    ) -> Result<(), Invalid> {
+        self.data_input(node, desc)?;
         let batch_ok =
             |a: i64| a == -1 || (a == 0 && !allow_zero) || (a > 0 && self.batch == Some(a));
         let width = match (shape.as_slice(), self.width) {

@@ -8,6 +8,7 @@
 //! picks the value kiln keeps (dropping classifier tails), [`chain`] (with
 //! [`gelu`]) walks from the input to it.
 
+mod batch_shape;
 mod chain;
 mod gelu;
 mod graph;
@@ -46,6 +47,7 @@ const CHAIN_OPS: &[&str] = &[
     "MaxPool",
     "AveragePool",
     "GlobalAveragePool",
+    "ReduceMean",
     "BatchNormalization",
     "Add",
     "Relu",
@@ -65,6 +67,10 @@ const CHAIN_OPS: &[&str] = &[
     "Mul",
     "Erf",
     "Transpose",
+    // Only in `x.view(x.size(0), -1)`'s shape arithmetic, folded to a constant.
+    "Shape",
+    "Gather",
+    "Unsqueeze",
 ];
 
 /// The ONNX-ML ops kiln reads: classifier tails, and `Scaler` (scikit-learn's
@@ -82,8 +88,8 @@ fn unsupported(desc: &str, node: &NodeProto) -> Invalid {
     };
     invalid(format!(
         "{desc}: op type {op} is not supported; kiln imports dense and convolutional networks \
-         (Gemm, MatMul + Add, Conv, MaxPool, AveragePool, GlobalAveragePool, BatchNormalization, \
-         Relu, Clip(0, 6), LeakyRelu, Sigmoid, Tanh, Softmax, Gelu and its Erf form, Identity, Dropout, \
+         (Gemm, MatMul + Add, Conv, MaxPool, AveragePool, GlobalAveragePool, spatial ReduceMean, \
+         BatchNormalization,          Relu, Clip(0, 6), LeakyRelu, Sigmoid, Tanh, Softmax, Gelu and its Erf form, Identity, Dropout, \
          Flatten, Reshape, Cast, Constant, and scikit-learn's Scaler) and drops classifier tails \
          ({})",
         TAIL_OPS.join(", ")

@@ -9,7 +9,7 @@
 use ndarray::{Array1, ArrayD, IxDyn};
 
 use super::{Imported, Other, Walk, attr, attr_f, attr_i};
-use crate::onnx::import::invalid;
+use crate::onnx::import::{invalid, tensor};
 use crate::onnx::proto::NodeProto;
 use kiln_nn::layers::shape::Shape;
 use kiln_nn::spec::{Activation, LayerSpec, Padding, shapes::layer_output_shape};
@@ -262,6 +262,42 @@ impl Walk<'_, '_> {
         self.push_layer(desc, &input, LayerSpec::GlobalAvgPool2d, Vec::new())?;
         // ONNX's value is still rank 4 until a Flatten.
         self.flat = false;
+        Ok(())
+    }
+
+    /// `ReduceMean` over the two spatial axes (the dynamo exporter's global average
+    /// pooling): kiln's `global_avg_pool2d`, flat at once when `keepdims` is 0.
+    pub(super) fn reduce_mean(&mut self, node: &NodeProto, desc: &str) -> Result<(), Invalid> {
+        self.data_input(node, desc)?;
+        let input = self.image_in(desc)?;
+        // Axes are an attribute before opset 18, an optional input since.
+        let axes = match node.input.get(1).filter(|n| !n.is_empty()) {
+            Some(name) => match self.graph.constant(name) {
+                Some(t) => tensor::ints(t, desc)?.values,
+                None => {
+                    return Err(invalid(format!(
+                        "{desc}: axes \"{name}\" are computed, not a constant"
+                    )));
+                }
+            },
+            None => attr(node, "axes")
+                .map(|a| a.ints.clone())
+                .unwrap_or_default(),
+        };
+        let mut spatial: Vec<i64> = axes
+            .iter()
+            .map(|&a| if a < 0 { a + 4 } else { a })
+            .collect();
+        spatial.sort_unstable();
+        if spatial != [2, 3] {
+            return Err(invalid(format!(
+                "{desc}: ReduceMean over axes {axes:?}; kiln reads it only over the two spatial \
+                 axes [2, 3] (global average pooling)"
+            )));
+        }
+        self.push_layer(desc, &input, LayerSpec::GlobalAvgPool2d, Vec::new())?;
+        // keepdims (default 1) leaves ONNX's value rank 4 until a Flatten.
+        self.flat = attr_i(node, "keepdims", 1) == 0;
         Ok(())
     }
 

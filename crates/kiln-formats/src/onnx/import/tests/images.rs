@@ -187,6 +187,181 @@ fn a_torch_lenet5_imports_as_kilns_lenet5_and_computes_what_the_graph_does() {
     assert!(diff < 1e-5, "max |onnx − kiln| = {diff}");
 }
 
+/// LeNet-5 with its Flatten (node 6) replaced by `nodes` (reading "p2", writing "f") and
+/// `inits` added, at `opset`.
+fn lenet5_flattened_by(nodes: Vec<NodeProto>, inits: Vec<TensorProto>, opset: i64) -> ModelProto {
+    let mut m = lenet5();
+    if let Some(g) = m.graph.as_mut() {
+        g.node.splice(6..7, nodes);
+        g.initializer.extend(inits);
+    }
+    set_versions(&mut m, opset, 8);
+    m
+}
+
+#[test]
+fn lenet5_flattened_by_a_constant_reshape_or_by_torchscripts_size_arithmetic_imports() {
+    // The dynamo exporter: Reshape to the constant [-1, 400].
+    let constant = lenet5_flattened_by(
+        vec![node(
+            "Reshape",
+            "/Reshape",
+            &["p2", "flat_shape"],
+            &["f"],
+            vec![],
+        )],
+        vec![ints("flat_shape", &[2], &[-1, 400])],
+        18,
+    );
+    // TorchScript's x.view(x.size(0), -1): Shape → Gather(0) → Unsqueeze(0) → Concat → Reshape.
+    let computed = lenet5_flattened_by(
+        vec![
+            node("Shape", "/Shape", &["p2"], &["s"], vec![]),
+            node(
+                "Gather",
+                "/Gather",
+                &["s", "zero"],
+                &["b"],
+                vec![int("axis", 0)],
+            ),
+            node("Unsqueeze", "/Unsqueeze", &["b", "axis0"], &["b1"], vec![]),
+            node(
+                "Concat",
+                "/Concat",
+                &["b1", "minus1"],
+                &["shape"],
+                vec![int("axis", 0)],
+            ),
+            node("Reshape", "/Reshape", &["p2", "shape"], &["f"], vec![]),
+        ],
+        vec![
+            ints("zero", &[], &[0]),
+            ints("axis0", &[1], &[0]),
+            ints("minus1", &[1], &[-1]),
+        ],
+        17,
+    );
+    for (form, m) in [("constant", constant), ("computed", computed.clone())] {
+        let file = imported(&m);
+        let kinds: Vec<&str> = file
+            .model
+            .architecture()
+            .layers
+            .iter()
+            .map(LayerSpec::type_name)
+            .collect();
+        assert_eq!(kinds[4], "flatten", "{form}: {kinds:?}");
+        assert_eq!(file.model.param_count(), 61_706, "{form}");
+        let diff = check_against_interpreter(&m, 4);
+        assert!(diff < 1e-5, "{form}: max |onnx − kiln| = {diff}");
+    }
+    let notes = crate::source::Source::read(&imported(&computed).meta)
+        .expect("source")
+        .notes;
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("folded to the constant [0, -1]")),
+        "{notes:?}"
+    );
+    // Gathering another dimension than the batch is not a flattening kiln can fold.
+    let mut other = computed;
+    if let Some(g) = other.graph.as_mut() {
+        let at = g.initializer.len() - 3;
+        g.initializer[at] = ints("zero", &[], &[1]);
+    }
+    let text = refusal(&other);
+    assert!(text.contains("branches at \"p2\""), "{text}");
+}
+
+/// Conv → Relu → `ReduceMean` over the spatial axes (the dynamo exporter's global pooling),
+/// `keepdims` 0 straight into a Gemm or 1 then Flatten; axes as an attribute (opset 17) or
+/// an input (opset 18).
+fn reduce_mean_cnn(keepdims: i64, opset: i64, axes: &[i64]) -> ModelProto {
+    let mut reduce_inputs = vec!["r"];
+    let mut attrs = vec![int("keepdims", keepdims)];
+    if opset >= 18 {
+        reduce_inputs.push("axes");
+    } else {
+        attrs.push(super::build::ints_attr("axes", axes));
+    }
+    let mut nodes = vec![
+        node(
+            "Conv",
+            "conv",
+            &["x", "w", "b"],
+            &["c"],
+            window([3, 3], [1, 1], [1; 4]),
+        ),
+        node("Relu", "relu", &["c"], &["r"], vec![]),
+        node("ReduceMean", "mean", &reduce_inputs, &["g"], attrs),
+    ];
+    let pooled = if keepdims == 0 {
+        "g"
+    } else {
+        nodes.push(node(
+            "Flatten",
+            "flat",
+            &["g"],
+            &["f"],
+            vec![int("axis", 1)],
+        ));
+        "f"
+    };
+    nodes.push(node(
+        "Gemm",
+        "fc",
+        &[pooled, "wf", "bf"],
+        &["y"],
+        vec![int("transB", 1)],
+    ));
+    let mut m = image_model(
+        nodes,
+        vec![
+            weights("w", &[3, 2, 3, 3], 0.4, 1),
+            weights("b", &[3], 0.2, 2),
+            weights("wf", &[4, 3], 0.5, 3),
+            weights("bf", &[4], 0.1, 4),
+            ints("axes", &[axes.len() as i64], axes),
+        ],
+        [2, 6, 5],
+    );
+    set_versions(&mut m, opset, 8);
+    m
+}
+
+#[test]
+fn reduce_mean_over_the_spatial_axes_is_global_average_pooling() {
+    for (keepdims, opset, axes) in [
+        (0, 18, &[2, 3][..]),
+        (1, 18, &[-1, -2][..]),
+        (0, 17, &[2, 3][..]),
+        (1, 17, &[3, 2][..]),
+    ] {
+        let m = reduce_mean_cnn(keepdims, opset, axes);
+        let file = imported(&m);
+        let kinds: Vec<&str> = file
+            .model
+            .architecture()
+            .layers
+            .iter()
+            .map(LayerSpec::type_name)
+            .collect();
+        assert_eq!(
+            kinds,
+            ["conv2d", "global_avg_pool2d", "dense"],
+            "keepdims {keepdims}"
+        );
+        let diff = check_against_interpreter(&m, 3);
+        assert!(diff < 1e-5, "keepdims {keepdims}, opset {opset}: {diff}");
+    }
+    let text = refusal(&reduce_mean_cnn(0, 18, &[1]));
+    assert!(
+        text.contains("\"mean\" (ReduceMean)") && text.contains("[1]"),
+        "{text}"
+    );
+}
+
 /// Conv (no bias) → BatchNormalization → Relu → AveragePool (padded, count_include_pad 0)
 /// → Conv (grouped, strided, padded as SAME_UPPER pads) → MaxPool → Relu (after the pool) →
 /// GlobalAveragePool → Flatten → Gemm → BatchNormalization (rows) → Softmax.
