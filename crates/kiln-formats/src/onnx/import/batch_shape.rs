@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use super::graph::{Graph, is_default_domain};
+use super::graph::Graph;
 use super::tensor;
 
 /// A matched shape computation: its nodes, the Reshape it feeds and the folded shape.
@@ -23,21 +23,9 @@ pub(super) fn match_batch_reshape(
     x: &str,
     users: &[usize],
 ) -> Option<BatchReshape> {
-    let op = |i: usize, name: &str| {
-        let n = graph.node(i);
-        n.op_type() == name && is_default_domain(n)
-    };
-    let out = |i: usize| graph.node(i).output.first().map(String::as_str);
-    let sole = |value: &str| match graph
-        .consumers(value)
-        .iter()
-        .filter(|i| needed.contains(i))
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        [one] => Some(**one),
-        _ => None,
-    };
+    let op = |i: usize, name: &str| graph.is_op(i, name);
+    let out = |i: usize| graph.output(i);
+    let sole = |value: &str| graph.sole_consumer(value, needed);
     let ints = |name: &str| {
         graph
             .constant(name)

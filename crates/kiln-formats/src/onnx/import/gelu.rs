@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::f32::consts::{FRAC_1_SQRT_2, SQRT_2};
 
-use super::graph::{Graph, is_default_domain};
+use super::graph::Graph;
 
 /// A matched decomposition: its nodes (Erf among them) and the value it makes.
 pub(super) struct ErfGelu {
@@ -21,27 +21,15 @@ pub(super) fn match_erf_gelu(
     x: &str,
     users: &[usize],
 ) -> Option<ErfGelu> {
-    let op = |i: usize, name: &str| {
-        let n = graph.node(i);
-        n.op_type() == name && is_default_domain(n)
-    };
-    let out = |i: usize| graph.node(i).output.first().map(String::as_str);
+    let op = |i: usize, name: &str| graph.is_op(i, name);
+    let out = |i: usize| graph.output(i);
     let near = |name: &str, target: f32| {
         graph
             .scalar(name)
             .is_some_and(|v| (v - target).abs() <= 1e-4 * target.abs())
     };
     // The one chain node reading `value`.
-    let sole = |value: &str| match graph
-        .consumers(value)
-        .iter()
-        .filter(|i| needed.contains(i))
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        [one] => Some(**one),
-        _ => None,
-    };
+    let sole = |value: &str| graph.sole_consumer(value, needed);
 
     let scaled = *users.iter().find(|&&i| {
         let n = graph.node(i);

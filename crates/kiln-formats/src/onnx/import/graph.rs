@@ -195,6 +195,31 @@ impl<'a> Graph<'a> {
         self.outputs.iter().any(|o| o.name() == name)
     }
 
+    /// Whether node `i` is the default-domain op `op`.
+    pub fn is_op(&self, i: usize, op: &str) -> bool {
+        let n = &self.nodes[i];
+        n.op_type() == op && is_default_domain(n)
+    }
+
+    /// The first output of node `i`.
+    pub fn output(&self, i: usize) -> Option<&'a str> {
+        self.nodes[i].output.first().map(String::as_str)
+    }
+
+    /// The one node among `needed` that reads `value`, if exactly one does.
+    pub fn sole_consumer(&self, value: &str, needed: &HashSet<usize>) -> Option<usize> {
+        match self
+            .consumers(value)
+            .iter()
+            .filter(|i| needed.contains(i))
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            [one] => Some(**one),
+            _ => None,
+        }
+    }
+
     /// The single float value of a one-element constant, if `name` is one.
     pub fn scalar(&self, name: &str) -> Option<f32> {
         let t = self.constant(name)?;

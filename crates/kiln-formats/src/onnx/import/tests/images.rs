@@ -68,6 +68,16 @@ fn refusal(m: &ModelProto) -> String {
     }
 }
 
+/// The imported network's layer types, in order.
+fn kinds(file: &crate::model_file::ModelFile) -> Vec<&'static str> {
+    file.model
+        .architecture()
+        .layers
+        .iter()
+        .map(LayerSpec::type_name)
+        .collect()
+}
+
 /// Rows of `n` images, channels first, and what the interpreter computes on them.
 fn check_against_interpreter(m: &ModelProto, n: usize) -> f32 {
     let file = imported(m);
@@ -243,13 +253,7 @@ fn lenet5_flattened_by_a_constant_reshape_or_by_torchscripts_size_arithmetic_imp
     );
     for (form, m) in [("constant", constant), ("computed", computed.clone())] {
         let file = imported(&m);
-        let kinds: Vec<&str> = file
-            .model
-            .architecture()
-            .layers
-            .iter()
-            .map(LayerSpec::type_name)
-            .collect();
+        let kinds = kinds(&file);
         assert_eq!(kinds[4], "flatten", "{form}: {kinds:?}");
         assert_eq!(file.model.param_count(), 61_706, "{form}");
         let diff = check_against_interpreter(&m, 4);
@@ -340,13 +344,7 @@ fn reduce_mean_over_the_spatial_axes_is_global_average_pooling() {
     ] {
         let m = reduce_mean_cnn(keepdims, opset, axes);
         let file = imported(&m);
-        let kinds: Vec<&str> = file
-            .model
-            .architecture()
-            .layers
-            .iter()
-            .map(LayerSpec::type_name)
-            .collect();
+        let kinds = kinds(&file);
         assert_eq!(
             kinds,
             ["conv2d", "global_avg_pool2d", "dense"],
