@@ -46,8 +46,9 @@ class Kiln:
     def predict(self, model_id, x):
         out = []
         x = np.asarray(x, dtype=np.float32)
-        # JSON bodies are capped at 2 MB (axum's default): ~12 bytes per number.
-        step = max(1, 1_500_000 // (12 * x.shape[1]))
+        # JSON bodies are capped at 2 MB (axum's default); a float32 printed by Python takes up to
+        # ~22 bytes.
+        step = max(1, 1_500_000 // (24 * x.shape[1]))
         for start in range(0, len(x), step):
             chunk = x[start:start + step]
             out.extend(self.call("POST", f"/v1/models/{model_id}/predict", {"inputs": chunk.tolist()})["outputs"])
