@@ -15,7 +15,7 @@ ENV RUSTUP_TOOLCHAIN=${RUST_VERSION:-1.95.0} \
     CARGO_TERM_COLOR=never
 
 # Everything the build reads: the manifests, the sources, the migrations
-# embedded by sqlx::migrate!, the defaults embedded from config/, and the bench
+# embedded by sqlx::migrate!, the defaults embedded from config/, and the crates' bench
 # and test targets (cargo refuses a manifest whose declared targets are missing,
 # even for `cargo fetch`, so there is no separate dependency-only layer; the
 # cache mounts below keep downloads and compiled dependencies instead).
@@ -24,7 +24,6 @@ COPY src ./src
 COPY crates ./crates
 COPY migrations ./migrations
 COPY config ./config
-COPY benches ./benches
 COPY tests ./tests
 
 # gcc (for the bundled SQLite) is part of the rust image. The cache mounts keep

@@ -7,11 +7,11 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use kiln::formats::compressed::{self, Coder};
-use kiln::formats::model_file::ModelFile;
-use kiln::nn::layers::Layer;
-use kiln::nn::optimize::share::{CodebookInit, SharedWeights, share_weights};
-use kiln::nn::spec::Architecture;
+use kiln_formats::compressed::{self, Coder};
+use kiln_formats::model_file::ModelFile;
+use kiln_nn::layers::Layer;
+use kiln_nn::optimize::share::{CodebookInit, SharedWeights, share_weights};
+use kiln_nn::spec::Architecture;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

@@ -1,6 +1,6 @@
-//! ONNX in and out: how long kiln takes to read a LeNet-300-100 ONNX file into its
-//! own network (against decoding the same network from kiln's own safetensors file, in
-//! the same run), a `.keras` file saved by Keras, and to write ONNX (fp32 and int8 QDQ).
+//! ONNX in and out: how long kiln takes to read a LeNet-300-100 and a LeNet-5 ONNX file
+//! into its own network (each against decoding the same network from kiln's own
+//! safetensors file, in the same run), a `.keras` file saved by Keras, and to write ONNX (fp32 and int8 QDQ).
 //!
 //! `cargo bench --bench interop` (add `-- --quick` for a short run). Upload round
 //! trips over HTTP, a `.keras` file, and the exported int8 graph in ONNX Runtime
@@ -10,20 +10,35 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use kiln::formats::model_file::ModelFile;
-use kiln::formats::onnx;
-use kiln::formats::quantized::Quantization;
-use kiln::nn::optimize::quant::qmodel::{QuantConfig, QuantMode, QuantizedModel};
-use kiln::nn::optimize::quant::scheme::{Granularity, Scheme};
-use kiln::nn::spec::{Architecture, ArchitectureLimits};
+use kiln_formats::model_file::ModelFile;
+use kiln_formats::onnx;
+use kiln_formats::quantized::Quantization;
+use kiln_nn::optimize::quant::qmodel::{QuantConfig, QuantMode, QuantizedModel};
+use kiln_nn::optimize::quant::scheme::{Granularity, Scheme};
+use kiln_nn::spec::{Architecture, ArchitectureLimits};
 
 const LENET_300_100: &str = r#"{"input_dim": 784, "layers": [
     {"type": "dense", "units": 300, "activation": "relu"},
     {"type": "dense", "units": 100, "activation": "relu"},
     {"type": "dense", "units": 10, "activation": "softmax"}]}"#;
 
+/// PyTorch's tutorial LeNet-5 (61,706 parameters) on 1×28×28 images.
+const LENET_5: &str = r#"{"input_shape": [1, 28, 28], "layers": [
+    {"type": "conv2d", "filters": 6, "kernel_size": 5, "padding": [2, 2], "activation": "relu"},
+    {"type": "max_pool2d", "pool_size": 2},
+    {"type": "conv2d", "filters": 16, "kernel_size": 5, "activation": "relu"},
+    {"type": "max_pool2d", "pool_size": 2},
+    {"type": "flatten"},
+    {"type": "dense", "units": 120, "activation": "relu"},
+    {"type": "dense", "units": 84, "activation": "relu"},
+    {"type": "dense", "units": 10, "activation": "softmax"}]}"#;
+
 fn lenet() -> ModelFile {
-    let arch: Architecture = serde_json::from_str(LENET_300_100).expect("architecture parses");
+    trained(LENET_300_100)
+}
+
+fn trained(json: &str) -> ModelFile {
+    let arch: Architecture = serde_json::from_str(json).expect("architecture parses");
     let mut file = ModelFile::untrained(&arch, 1);
     file.meta.trained = true;
     file
@@ -57,17 +72,16 @@ fn interop(c: &mut Criterion) {
     let bytes = onnx::export(&fp32).expect("exports");
     group.throughput(Throughput::Bytes(bytes.len() as u64));
     // The baseline in the same run: reading the same network from kiln's own file.
-    let own = kiln::formats::model_file::encode(&fp32).expect("encodes");
+    let own = kiln_formats::model_file::encode(&fp32).expect("encodes");
     group.bench_function(
         BenchmarkId::new("decode kiln safetensors", "lenet-300-100 fp32"),
-        |b| b.iter(|| kiln::formats::model::read(black_box(&own)).expect("decodes")),
+        |b| b.iter(|| kiln_formats::model::read(black_box(&own)).expect("decodes")),
     );
-    // A .keras file saved by Keras (the source document's model, crates/kiln-formats/tests/fixtures/keras).
-    let keras_file: &[u8] =
-        include_bytes!("../crates/kiln-formats/tests/fixtures/keras/sequential.keras");
+    // A .keras file saved by Keras (the source document's model, tests/fixtures/keras).
+    let keras_file: &[u8] = include_bytes!("../tests/fixtures/keras/sequential.keras");
     group.bench_function(BenchmarkId::new("import", "keras 100-64-32-1"), |b| {
         b.iter(|| {
-            kiln::formats::keras::import(black_box(keras_file), &ArchitectureLimits::default())
+            kiln_formats::keras::import(black_box(keras_file), &ArchitectureLimits::default())
                 .expect("imports")
         })
     });
@@ -80,6 +94,20 @@ fn interop(c: &mut Criterion) {
             |b| b.iter(|| onnx::export(black_box(file)).expect("exports")),
         );
     }
+    // A convolutional network: import of kiln's own LeNet-5 export against its safetensors file.
+    let cnn = trained(LENET_5);
+    let cnn_onnx = onnx::export(&cnn).expect("exports");
+    let cnn_own = kiln_formats::model_file::encode(&cnn).expect("encodes");
+    group.throughput(Throughput::Bytes(cnn_onnx.len() as u64));
+    group.bench_function(
+        BenchmarkId::new("decode kiln safetensors", "lenet-5 fp32"),
+        |b| b.iter(|| kiln_formats::model::read(black_box(&cnn_own)).expect("decodes")),
+    );
+    group.bench_function(BenchmarkId::new("import", "lenet-5 fp32"), |b| {
+        b.iter(|| {
+            onnx::import(black_box(&cnn_onnx), &ArchitectureLimits::default()).expect("imports")
+        })
+    });
     group.finish();
 }
 
