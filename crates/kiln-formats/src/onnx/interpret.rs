@@ -182,7 +182,8 @@ fn eval(node: &NodeProto, args: &[&Value]) -> Result<Vec<Value>, String> {
                     .unwrap_or(default)
             };
             let (lo, hi) = (bound(1, "min", f32::MIN), bound(2, "max", f32::MAX));
-            one(arg(0)?.map(|v| v.clamp(lo, hi)))
+            // max then min: no panic on lo > hi (ONNX then gives hi) or a NaN bound.
+            one(arg(0)?.map(|v| v.max(lo).min(hi)))
         }
         "LeakyRelu" => {
             let alpha = float_attr(node, "alpha", 0.01);

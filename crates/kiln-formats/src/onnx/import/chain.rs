@@ -149,13 +149,14 @@ impl Chain {
         };
         let scale = &gamma / &var.mapv(|v| (v + epsilon).sqrt());
         let (activation, activated_by) = (*activation, activated_by.clone());
+        if !matches!(self.layers.get(n - 2), Some(Imported::Dense(d)) if d.w.ncols() == scale.len())
+        {
+            return;
+        }
         self.layers.pop();
         let Some(Imported::Dense(dense)) = self.layers.last_mut() else {
             return;
         };
-        if dense.w.ncols() != scale.len() {
-            return;
-        }
         let bias = dense.b.take().unwrap_or_else(|| Array1::zeros(scale.len()));
         dense.w *= &scale;
         dense.b = Some((bias - &mean) * &scale + &beta);
@@ -372,8 +373,9 @@ impl<'g, 'a> Walk<'g, 'a> {
                 walk.width = rest
                     .iter()
                     .try_fold(1usize, |acc, d| acc.checked_mul((*d)?));
-                if let [Some(c), Some(h), Some(w)] = *rest {
-                    walk.image = Some([c, h, w]);
+                // Kept only when its size is known without overflow (`width`).
+                if let ([Some(c), Some(h), Some(w)], Some(_)) = (rest, walk.width) {
+                    walk.image = Some([*c, *h, *w]);
                     walk.input_image = walk.image;
                 }
             }

@@ -15,24 +15,34 @@ use kiln_nn::layers::shape::Shape;
 use kiln_nn::spec::{Activation, LayerSpec, Padding, shapes::layer_output_shape};
 use kiln_nn::validation::Invalid;
 
+/// The largest pad, stride, dilation or window side kiln reads: far beyond any real
+/// network's, small enough that no size computed from them overflows.
+const MAX_PAD: i64 = 1 << 16;
+
 /// Whether `act` never decreases, so that applying it after a max pool gives
 /// what applying it before does.
 pub(super) fn commutes_with_max(act: Activation) -> bool {
     matches!(
         act,
-        Activation::Relu | Activation::LeakyRelu | Activation::Sigmoid | Activation::Tanh
+        Activation::Relu
+            | Activation::Relu6
+            | Activation::LeakyRelu
+            | Activation::Sigmoid
+            | Activation::Tanh
     )
 }
 
-/// A 2-D attribute such as `strides`: two values of at least 1, or `default`.
+/// A 2-D attribute such as `strides`: two values from 1 to [`MAX_PAD`], or `default`.
 fn pair(node: &NodeProto, desc: &str, name: &str, default: usize) -> Result<[usize; 2], Invalid> {
     let Some(a) = attr(node, name) else {
         return Ok([default; 2]);
     };
     match a.ints.as_slice() {
-        [h, w] if *h >= 1 && *w >= 1 => Ok([*h, *w].map(|v| usize::try_from(v).unwrap_or(0))),
+        [h, w] if [h, w].iter().all(|v| (1..=MAX_PAD).contains(*v)) => {
+            Ok([*h, *w].map(|v| usize::try_from(v).unwrap_or(0)))
+        }
         other => Err(invalid(format!(
-            "{desc}: {name} is {other:?}; kiln reads two values of at least 1 (a 2-D window)"
+            "{desc}: {name} is {other:?}; kiln reads two values from 1 to {MAX_PAD} (a 2-D window)"
         ))),
     }
 }
@@ -57,7 +67,7 @@ fn padding(node: &NodeProto, desc: &str) -> Result<Padding, Invalid> {
     };
     match a.ints.as_slice() {
         // ONNX's order is [top, left, bottom, right], kiln's too.
-        &[t, l, b, r] if [t, l, b, r].iter().all(|p| *p >= 0) => {
+        &[t, l, b, r] if [t, l, b, r].iter().all(|p| (0..=MAX_PAD).contains(p)) => {
             let p = [t, l, b, r].map(|v| usize::try_from(v).unwrap_or(0));
             Ok(if p == [0; 4] {
                 Padding::Valid
@@ -66,7 +76,8 @@ fn padding(node: &NodeProto, desc: &str) -> Result<Padding, Invalid> {
             })
         }
         other => Err(invalid(format!(
-            "{desc}: pads {other:?}; kiln reads four non-negative values [top, left, bottom, right]"
+            "{desc}: pads {other:?}; kiln reads four values [top, left, bottom, right] from 0 to \
+             {MAX_PAD}"
         ))),
     }
 }
@@ -160,7 +171,7 @@ impl Walk<'_, '_> {
             )));
         };
         let groups = usize::try_from(attr_i(node, "group", 1)).unwrap_or(0);
-        if groups == 0 || per_group * groups != c {
+        if groups == 0 || per_group.checked_mul(groups) != Some(c) {
             return Err(invalid(format!(
                 "{desc}: weight \"{w}\" takes {per_group} channels per group in {groups} group(s), \
                  but \"{}\" has {c} channels",
@@ -225,8 +236,9 @@ impl Walk<'_, '_> {
                 _ => [0; 4],
             };
             let exact = |size: usize, before: usize, after: usize, k: usize, s: usize| {
-                (size + before + after)
-                    .checked_sub(k)
+                size.checked_add(before)
+                    .and_then(|s| s.checked_add(after))
+                    .and_then(|s| s.checked_sub(k))
                     .is_some_and(|d| d % s == 0)
             };
             if !(exact(input[1], t, b, pool_size[0], strides[0])

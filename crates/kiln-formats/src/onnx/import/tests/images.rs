@@ -557,6 +557,23 @@ fn image_ops_kiln_would_compute_differently_are_refused_by_name() {
             &["\"avg\"", "pads [1, 1]"],
         ),
         (
+            // Sizes from the file that would overflow kiln's arithmetic are refused, not wrapped.
+            edited(4, |n| {
+                set(n, super::build::ints_attr("pads", &[0, 0, 1 << 40, 0]))
+            }),
+            &["\"conv1\"", "pads", "from 0 to 65536"],
+        ),
+        (
+            edited(4, |n| set(n, int("group", i64::MAX))),
+            &["\"conv1\"", "group(s)"],
+        ),
+        (
+            edited(4, |n| {
+                set(n, super::build::ints_attr("dilations", &[1, i64::MAX]))
+            }),
+            &["\"conv1\"", "dilations", "from 1 to 65536"],
+        ),
+        (
             // An activation after an average pool has no layer to go to:
             // bn0 → avg → relu0 instead of bn0 → relu0 → avg.
             {
