@@ -22,6 +22,8 @@ KERAS_BACKEND=numpy "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
 # Every activation and int8 configuration, exported in process by the (otherwise ignored) Rust
 # test, through onnx.checker and ONNX Runtime against kiln's own outputs.
 cd "$REPO_ROOT"
-KILN_EXPORT_DIR="$work/exports" cargo test --locked -p kiln-formats --lib -q \
+# The workspace's own selection (not `-p kiln-formats`), so the build `cargo test` left is reused:
+# one package alone resolves its dependencies' features anew and compiles them again.
+KILN_EXPORT_DIR="$work/exports" cargo test --locked --lib -q \
     onnx::export::tests::writes_sample_exports_for_the_python_check -- --ignored
 "$VENV/bin/python" "$SCRIPTS_DIR/interop/export_check.py" "$work"/exports/*.onnx
